@@ -1,0 +1,1 @@
+"""Datasets in the store: registration, the built-in ml-100k, filters and splits."""

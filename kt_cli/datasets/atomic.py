@@ -1,0 +1,130 @@
+"""Reading RecBole atomic files (``NAME.inter``, ``NAME.item``, ``NAME.user``) strictly.
+
+RecBole itself skips or mangles bad lines silently; kt reads the files itself first, so a truncated
+or malformed file is reported with its line number before anything is trained on it.
+Format: tab-separated, a header of ``field:type`` columns (``user_id:token item_id:token
+rating:float timestamp:float``), one record per line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from kt_cli.errors import DataFormatError
+
+INTER_COLUMNS = "user_id:token, item_id:token, and optionally rating:float and timestamp:float"
+
+
+@dataclass(frozen=True)
+class AtomicData:
+    """Interactions (user_id, item_id, rating, timestamp) plus item and user text fields."""
+
+    interactions: pd.DataFrame
+    items: pd.DataFrame  # item_id, fields (JSON text)
+    users: pd.DataFrame  # user_id, fields (JSON text)
+
+
+def find_inter_file(folder: Path) -> Path:
+    """``folder/<folder name>.inter``, or the only ``*.inter`` in the folder."""
+    if not folder.is_dir():
+        raise DataFormatError(
+            f"Dataset folder {folder} does not exist. Expected a folder of RecBole atomic files: "
+            f"NAME.inter (columns {INTER_COLUMNS}), optionally NAME.item and NAME.user."
+        )
+    named = folder / f"{folder.name}.inter"
+    if named.is_file():
+        return named
+    candidates = sorted(folder.glob("*.inter"))
+    if len(candidates) == 1:
+        return candidates[0]
+    found = ", ".join(p.name for p in candidates) or "no .inter file"
+    raise DataFormatError(
+        f"{folder} must hold exactly one interactions file NAME.inter (columns {INTER_COLUMNS}); "
+        f"found {found}."
+    )
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """All columns as strings, header names without their ``:type`` suffix; bad lines are errors."""
+    try:
+        frame = pd.read_csv(
+            path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE,
+            encoding="utf-8", encoding_errors="replace",
+        )
+    except pd.errors.ParserError as e:
+        raise DataFormatError(f"{path} is malformed: {e}. Each line needs one value per header column, "
+                              "separated by tabs.") from e
+    except pd.errors.EmptyDataError as e:
+        raise DataFormatError(f"{path} is empty; it needs a header line such as "
+                              "'user_id:token<TAB>item_id:token'.") from e
+    frame.columns = [str(c).split(":", 1)[0] for c in frame.columns]
+    short = frame.isna().any(axis=1)
+    if short.any():
+        line = int(short.to_numpy().nonzero()[0][0]) + 2  # +1 header, +1 one-based
+        raise DataFormatError(
+            f"{path} is truncated or malformed: line {line} has fewer fields than the header's "
+            f"{len(frame.columns)} ({', '.join(frame.columns)}); {int(short.sum())} such line(s) in all. "
+            "Re-export or re-download the file."
+        )
+    return frame
+
+
+def _numeric(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
+    bad = values.isna() & (frame[column].str.strip() != "")
+    if bad.any():
+        line = int(bad.to_numpy().nonzero()[0][0]) + 2
+        raise DataFormatError(
+            f"{path}: column '{column}' must be numeric, but line {line} has "
+            f"'{frame[column].iloc[line - 2]}'."
+        )
+    return values.astype("float64")
+
+
+def _fields(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
+    text_columns = [c for c in frame.columns if c != id_column]
+    records = frame[text_columns].to_dict(orient="records")
+    return pd.DataFrame({
+        id_column: frame[id_column].astype(str),
+        "fields": [json.dumps(r, ensure_ascii=False) for r in records],
+    }).drop_duplicates(id_column)
+
+
+def read_atomic(folder: Path) -> AtomicData:
+    """Read and validate a folder of atomic files."""
+    inter_path = find_inter_file(folder)
+    inter = _read_table(inter_path)
+    missing = [c for c in ("user_id", "item_id") if c not in inter.columns]
+    if missing:
+        raise DataFormatError(
+            f"{inter_path} lacks the column(s) {', '.join(missing)}; its header has "
+            f"{', '.join(inter.columns)}. Expected {INTER_COLUMNS}."
+        )
+    if len(inter) == 0:
+        raise DataFormatError(f"{inter_path} has a header but no interactions.")
+    interactions = pd.DataFrame({
+        "user_id": inter["user_id"].astype(str),
+        "item_id": inter["item_id"].astype(str),
+        "rating": _numeric(inter, "rating", inter_path) if "rating" in inter else 1.0,
+        "timestamp": _numeric(inter, "timestamp", inter_path) if "timestamp" in inter else 0.0,
+    })
+    stem = inter_path.with_suffix("")
+    empty = {"item": pd.DataFrame({"item_id": [], "fields": []}),
+             "user": pd.DataFrame({"user_id": [], "fields": []})}
+    side: dict[str, pd.DataFrame] = {}
+    for kind in ("item", "user"):
+        path = stem.with_suffix(f".{kind}")
+        if not path.is_file():
+            side[kind] = empty[kind]
+            continue
+        table = _read_table(path)
+        if f"{kind}_id" not in table.columns:
+            raise DataFormatError(f"{path} lacks the column {kind}_id:token; its header has "
+                                  f"{', '.join(table.columns)}.")
+        side[kind] = _fields(table, f"{kind}_id")
+    return AtomicData(interactions, side["item"], side["user"])

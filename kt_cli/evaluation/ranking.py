@@ -1,0 +1,161 @@
+"""Top-K ranking metrics per user, computed by kt rather than RecBole's evaluator.
+
+RecBole only reports averages; significance tests need each user's value, so kt scores users itself
+(through the model's ``full_sort_predict``, or ``predict`` over every item for models like NeuMF that
+have none), masks what the user already saw, and computes NDCG, Hit, Recall, MRR and Precision at
+each K for each user. Validation during training and ``kt eval`` share this code.
+
+Sampled modes follow RecBole: ``uni100``/``pop100`` rank each user's held-out items among 100
+negatives *per held-out item*, drawn uniformly or by training popularity from items the user never
+interacted with.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from kt_cli.errors import UsageError
+
+METRICS = ("ndcg", "hit", "recall", "mrr", "precision")
+_SAMPLED = re.compile(r"^(uni|pop)(\d+)$")
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Per-user item sets over RecBole's internal ids: what to find and what to hide."""
+
+    users: np.ndarray  # internal user ids to evaluate (each has >= 1 positive)
+    positives: list[np.ndarray]  # held-out items per user
+    exclude: list[np.ndarray]  # already-seen items per user (masked from the ranking)
+    seen_all: list[np.ndarray]  # every item the user interacted with (never sampled as a negative)
+
+
+def parse_mode(mode: str) -> tuple[str, int]:
+    """``full`` -> ("full", 0); ``uni100`` -> ("uni", 100); anything else is a usage error."""
+    if mode == "full":
+        return "full", 0
+    match = _SAMPLED.match(mode)
+    if not match:
+        raise UsageError(f"--mode must be 'full', 'uniN' or 'popN' (e.g. uni100), not '{mode}'.")
+    return match.group(1), int(match.group(2))
+
+
+def _scores(model: torch.nn.Module, users: torch.Tensor, n_items: int, uid: str, iid: str,
+            make_interaction) -> torch.Tensor:
+    try:
+        scores = model.full_sort_predict(make_interaction({uid: users}))
+    except NotImplementedError:
+        items = torch.arange(n_items, device=users.device)
+        pairs = {uid: users.repeat_interleave(n_items), iid: items.repeat(len(users))}
+        scores = model.predict(make_interaction(pairs))
+    return scores.reshape(len(users), n_items).float()
+
+
+def _mask(rows: Sequence[np.ndarray], n_items: int) -> torch.Tensor:
+    mask = torch.zeros((len(rows), n_items), dtype=torch.bool)
+    for i, items in enumerate(rows):
+        mask[i, torch.from_numpy(items)] = True
+    return mask
+
+
+def evaluate_users(
+    model: torch.nn.Module,
+    truth: Truth,
+    *,
+    n_items: int,
+    uid: str,
+    iid: str,
+    make_interaction,
+    ks: Sequence[int],
+    mode: str = "full",
+    popularity: np.ndarray | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> dict[tuple[str, int], np.ndarray]:
+    """Per-user metric values: ``{(metric, k): array over truth.users}``."""
+    kind, per_positive = parse_mode(mode)
+    rng = np.random.default_rng(seed)
+    device = next(model.parameters()).device
+    max_k = max(ks)
+    discounts = 1.0 / torch.log2(torch.arange(2, max_k + 2, dtype=torch.float64))
+    out = {(m, k): np.zeros(len(truth.users)) for m in METRICS for k in ks}
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for start in range(0, len(truth.users), batch_size):
+                stop = min(start + batch_size, len(truth.users))
+                users = torch.from_numpy(truth.users[start:stop]).to(device)
+                scores = _scores(model, users, n_items, uid, iid, make_interaction).cpu()
+                scores[:, 0] = -torch.inf  # RecBole's padding item
+                positives = _mask(truth.positives[start:stop], n_items)
+                if kind == "full":
+                    scores[_mask(truth.exclude[start:stop], n_items)] = -torch.inf
+                else:
+                    candidates = positives | _sample_negatives(
+                        truth, start, stop, per_positive, kind, n_items, popularity, rng)
+                    scores[~candidates] = -torch.inf
+                top = torch.topk(scores, min(max_k, n_items), dim=1).indices
+                hits = torch.gather(positives, 1, top).double()
+                n_pos = positives.sum(1).double()
+                for k in ks:
+                    h = hits[:, :k]
+                    found = h.sum(1)
+                    idcg = torch.cumsum(discounts, 0)[(torch.clamp(n_pos, max=k) - 1).long()]
+                    first = torch.where(h.any(1), h.argmax(1).double() + 1, torch.inf)
+                    values = {
+                        "hit": (found > 0).double(),
+                        "recall": found / n_pos,
+                        "precision": found / k,
+                        "ndcg": (h * discounts[: h.shape[1]]).sum(1) / idcg,
+                        "mrr": 1.0 / first,
+                    }
+                    for metric, value in values.items():
+                        out[(metric, k)][start:stop] = value.numpy()
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _sample_negatives(truth: Truth, start: int, stop: int, per_positive: int, kind: str,
+                      n_items: int, popularity: np.ndarray | None, rng: np.random.Generator) -> torch.Tensor:
+    weights = np.ones(n_items) if kind == "uni" or popularity is None else popularity.astype(float) + 1e-12
+    weights[0] = 0
+    mask = torch.zeros((stop - start, n_items), dtype=torch.bool)
+    for row, index in enumerate(range(start, stop)):
+        allowed = weights.copy()
+        allowed[truth.seen_all[index]] = 0
+        available = int((allowed > 0).sum())
+        wanted = min(per_positive * len(truth.positives[index]), available)
+        chosen = rng.choice(n_items, size=wanted, replace=False, p=allowed / allowed.sum())
+        mask[row, torch.from_numpy(chosen)] = True
+    return mask
+
+
+def build_truth(users: np.ndarray, items: np.ndarray, parts: np.ndarray, target: int) -> Truth:
+    """Truth for split part ``target`` (1 valid, 2 test) from internal-id arrays of the whole split.
+
+    Earlier parts are excluded from the ranking (train for validation; train and valid for test),
+    as RecBole does.
+    """
+    order = np.lexsort((items, users))
+    users, items, parts = users[order], items[order], parts[order]
+    bounds = np.flatnonzero(np.diff(users)) + 1
+    starts = np.concatenate([[0], bounds])
+    stops = np.concatenate([bounds, [len(users)]])
+    keep_users, positives, exclude, seen = [], [], [], []
+    for a, b in zip(starts, stops):
+        user_parts, user_items = parts[a:b], items[a:b]
+        pos = user_items[user_parts == target]
+        if len(pos) == 0:
+            continue
+        keep_users.append(users[a])
+        positives.append(pos)
+        exclude.append(user_items[user_parts < target])
+        seen.append(user_items)
+    return Truth(np.asarray(keep_users, dtype=np.int64), positives, exclude, seen)

@@ -1,0 +1,87 @@
+"""A training run's complete, validated configuration, stored as JSON with the run.
+
+Everything that changes the numbers is here (and hashed), so ``compare`` can show how two runs
+differ and a rerun with the same config reuses the stored result. Threads and the store path are not:
+they change speed, not results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kt_cli.datasets.splits import SplitSpec
+from kt_cli.errors import UsageError
+from kt_cli.training.transfer import PROJECTIONS, RECON_LOSSES
+
+# Overrides kt owns: letting --set change them would break kt's data flow or its isolation.
+RESERVED_KEYS = frozenset({
+    "data_path", "dataset", "benchmark_filename", "load_col", "USER_ID_FIELD", "ITEM_ID_FIELD",
+    "checkpoint_dir", "seed", "epochs", "eval_args", "show_progress", "state", "use_gpu", "gpu_id",
+})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train, on which data, with which knowledge and schedule."""
+
+    dataset: str = "ml-100k"
+    model: str = "multvae"
+    knowledge: str | None = None
+    inject_layer: str | None = None  # None: the model's documented default
+    alpha: float = 0.5
+    recon_loss: str = "rmse"
+    project: str = "truncate"
+    distill_epochs: int = 100
+    finetune_epochs: int = 100
+    patience: int = 10
+    valid_metric: str = "ndcg@10"
+    split_ratios: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    split_seed: int = 42
+    seed: int = 42
+    device: str = "cpu"
+    recbole: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.alpha <= 1:
+            raise UsageError(f"--alpha must be between 0 and 1, got {self.alpha}.")
+        if self.recon_loss not in RECON_LOSSES:
+            raise UsageError(f"--recon-loss must be one of {', '.join(RECON_LOSSES)}, got '{self.recon_loss}'.")
+        if self.project not in PROJECTIONS:
+            raise UsageError(f"--project must be one of {', '.join(PROJECTIONS)}, got '{self.project}'.")
+        if self.distill_epochs < 0 or self.finetune_epochs < 0 or self.distill_epochs + self.finetune_epochs == 0:
+            raise UsageError("--distill-epochs and --finetune-epochs must be >= 0 and not both 0.")
+        if self.patience < 1:
+            raise UsageError(f"--patience must be at least 1, got {self.patience}.")
+        if self.knowledge is None and self.inject_layer is not None:
+            raise UsageError("--inject-layer needs --knowledge: without knowledge vectors nothing is injected.")
+        reserved = sorted(RESERVED_KEYS & set(self.recbole))
+        if reserved:
+            raise UsageError(
+                f"RecBole setting(s) {', '.join(reserved)} are managed by kt; use kt's own options "
+                "(--seed, --distill-epochs/--finetune-epochs, --split, --device) instead."
+            )
+        SplitSpec(self.split_ratios, self.split_seed)  # validates the ratios
+
+    @property
+    def split(self) -> SplitSpec:
+        return SplitSpec(self.split_ratios, self.split_seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UsageError(f"Unknown training setting(s): {', '.join(sorted(unknown))}.")
+        data = dict(data)
+        if "split_ratios" in data:
+            data["split_ratios"] = tuple(data["split_ratios"])
+        return cls(**data)
+
+    def digest(self) -> str:
+        """Stable hash of everything that affects results."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]

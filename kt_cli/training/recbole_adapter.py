@@ -1,0 +1,150 @@
+"""The one place kt talks to RecBole: config, dataset, dataloaders and model construction.
+
+RecBole is a library with process-wide habits that break a CLI, each neutralised here:
+``Config`` parses ``sys.argv`` (kt's own ``--epochs=5`` would override the config), sets
+``CUDA_VISIBLE_DEVICES``, loads preset YAML by dataset name, and it logs through the root logger and
+writes ``./saved``/``./log`` relative to the working directory. kt builds the Config with ``sys.argv``
+cut to the program name, restores the environment, names its dataset ``kt`` (no preset), points every
+path into the run's folder, and silences RecBole's logging below errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kt_cli import compat
+from kt_cli.datasets.splits import PARTS, RECBOLE_DATASET
+from kt_cli.errors import KtError, TrainingError
+from kt_cli.training.models import ModelSpec
+
+compat.apply()
+
+import torch  # noqa: E402  (after compat: numpy aliases must exist before RecBole and ray load)
+from recbole.config import Config  # noqa: E402
+from recbole.data import create_dataset, data_preparation  # noqa: E402
+from recbole.data.interaction import Interaction  # noqa: E402
+from recbole.utils import get_model, init_seed  # noqa: E402
+
+
+@contextmanager
+def recbole_isolation() -> Iterator[None]:
+    """Hide kt's command line, environment changes and log output from RecBole, and restore them."""
+    argv = sys.argv
+    cuda_env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    root = logging.getLogger()
+    level = root.level
+    sys.argv = argv[:1]
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            # RecBole's pandas chained-assignment and torch.sparse deprecations are not the user's to fix.
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        sys.argv = argv
+        root.setLevel(level)
+        if cuda_env is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = cuda_env
+
+
+@dataclass
+class RecBoleParts:
+    """Everything a run needs from RecBole, built once per process."""
+
+    config: Any
+    dataset: Any
+    train_data: Any
+    model: torch.nn.Module
+
+    @property
+    def device(self) -> torch.device:
+        return self.config["device"]
+
+    @property
+    def user_field(self) -> str:
+        return self.dataset.uid_field
+
+    @property
+    def item_field(self) -> str:
+        return self.dataset.iid_field
+
+    def internal_ids(self, entity: str, external: list[str]) -> np.ndarray:
+        """RecBole's internal ids for external ids; -1 where the id is unknown to this dataset."""
+        field = self.user_field if entity == "user" else self.item_field
+        mapping = self.dataset.field2token_id[field]
+        return np.array([mapping.get(e, -1) for e in external], dtype=np.int64)
+
+    def external_ids(self, entity: str) -> np.ndarray:
+        """External id of every internal id (index 0 is RecBole's padding token)."""
+        field = self.user_field if entity == "user" else self.item_field
+        return np.asarray(self.dataset.field2id_token[field])
+
+    def num(self, entity: str) -> int:
+        return int(self.dataset.user_num if entity == "user" else self.dataset.item_num)
+
+
+def recbole_config_dict(
+    data_path: Path, run_dir: Path, *, seed: int, device: str, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """The complete RecBole config for a kt run: kt's fixed choices, then the user's overrides."""
+    use_gpu = device.startswith("cuda")
+    base: dict[str, Any] = {
+        "data_path": str(data_path),
+        "benchmark_filename": list(PARTS),
+        "load_col": {"inter": ["user_id", "item_id"]},
+        "USER_ID_FIELD": "user_id",
+        "ITEM_ID_FIELD": "item_id",
+        "seed": seed,
+        "reproducibility": True,
+        "checkpoint_dir": str(run_dir / "recbole"),
+        "show_progress": False,
+        "state": "ERROR",
+        "use_gpu": use_gpu,
+        "gpu_id": device.split(":", 1)[1] if use_gpu and ":" in device else ("0" if use_gpu else ""),
+        "worker": 0,
+        "log_wandb": False,
+        "save_dataset": False,
+        "save_dataloaders": False,
+        "eval_args": {"group_by": "user", "order": "RO", "mode": "full"},
+    }
+    return {**base, **overrides}
+
+
+def build(spec: ModelSpec, config_dict: dict[str, Any], seed: int) -> RecBoleParts:
+    """Build RecBole's Config, dataset, train dataloader and a freshly seeded model."""
+    try:
+        with recbole_isolation():
+            model_class = get_model(spec.recbole_name)
+            config = Config(model=model_class, dataset=RECBOLE_DATASET, config_dict=config_dict)
+            init_seed(seed, True)
+            dataset = create_dataset(config)
+            train_data, _, _ = data_preparation(config, dataset)
+            init_seed(seed, True)
+            model = model_class(config, train_data.dataset).to(config["device"])
+    except KtError:
+        raise
+    except Exception as e:  # RecBole raises bare ValueError/KeyError/AssertionError on bad config
+        raise TrainingError(
+            f"RecBole could not build {spec.recbole_name}: {type(e).__name__}: {e}. "
+            "Check the --set/--config overrides against RecBole's documentation for this model."
+        ) from e
+    return RecBoleParts(config, dataset, train_data, model)
+
+
+def interaction(fields: dict[str, torch.Tensor]) -> Interaction:
+    """A RecBole Interaction from named tensors (for scoring outside RecBole's dataloaders)."""
+    return Interaction(fields)

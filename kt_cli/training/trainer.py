@@ -1,0 +1,299 @@
+"""Training a run: the two-phase LLM-KT schedule, early stopping, checkpoints and resume.
+
+Phase one (``distill``) trains on ``(1 - alpha) * model_loss + alpha * recon``; phase two
+(``finetune``) removes the hook and continues on the model's own loss with a fresh optimizer. A run
+without knowledge is the baseline and goes through the very same code with the reconstruction term
+absent (its first phase is called ``train``), so the two differ only in the knowledge.
+
+Each phase keeps the weights of its best validation epoch and stops after ``patience`` epochs
+without improvement. The state is checkpointed every few seconds together with the epoch log, so a
+run that is interrupted or killed resumes from its last checkpoint when the same command is rerun.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kt_cli import __version__
+from kt_cli.errors import UsageError
+from kt_cli.evaluation.ranking import evaluate_users
+from kt_cli.store import RunRow, Store, _now
+from kt_cli.training.config import TrainConfig
+from kt_cli.training.session import Session, read_inputs
+
+CHECKPOINT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One epoch's log line."""
+
+    phase: str
+    epoch: int
+    model_loss: float
+    recon_loss: float | None
+    valid_metric: float
+    aligned_rows: int
+    masked_rows: int
+    seconds: float
+    best: bool
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    name: str
+    status: str  # "trained", "resumed" or "cached"
+    summary: dict[str, Any]
+
+
+def run_dir(store: Store, name: str) -> Path:
+    safe = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return store.artifacts_dir / "runs" / f"{''.join(c if c.isalnum() or c in '-_' else '_' for c in name)}-{safe}"
+
+
+def default_run_name(config: TrainConfig) -> str:
+    return f"{config.model}-{'kt' if config.knowledge else 'base'}-{config.digest()[:6]}"
+
+
+def library_versions() -> dict[str, str]:
+    import duckdb
+    import recbole
+
+    return {"kt": __version__, "torch": torch.__version__, "recbole": recbole.__version__,
+            "numpy": np.__version__, "duckdb": duckdb.__version__}
+
+
+def _optimizer(params: list[torch.nn.Parameter], recbole_config: Any) -> torch.optim.Optimizer:
+    """RecBole's optimizer choice (``learner``, ``learning_rate``, ``weight_decay``), built fresh."""
+    learner = str(recbole_config["learner"]).lower()
+    lr, decay = recbole_config["learning_rate"], recbole_config["weight_decay"] or 0.0
+    choices = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad,
+               "rmsprop": torch.optim.RMSprop}
+    if learner not in choices:
+        raise UsageError(f"learner '{learner}' is not supported; use one of {', '.join(choices)}.")
+    return choices[learner](params, lr=lr, weight_decay=decay)
+
+
+def _rng_state(session: Session) -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "loader": session.parts.train_data.generator.get_state(),
+            "scalars": {k: v for k, v in vars(session.model).items()
+                        if type(v) in (int, float)}}  # e.g. MultVAE's anneal step counter
+
+
+def _restore_rng(session: Session, state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    session.parts.train_data.generator.set_state(state["loader"])
+    for key, value in state["scalars"].items():
+        setattr(session.model, key, value)
+
+
+class _Checkpoint:
+    """Atomic save/load of the full training state plus the epoch log."""
+
+    def __init__(self, path: Path, config_hash: str) -> None:
+        self.path, self.config_hash = path, config_hash
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.is_file():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=False)  # kt's own file
+        return state if state.get("config_hash") == self.config_hash else None
+
+    def save(self, state: dict[str, Any]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        torch.save({**state, "config_hash": self.config_hash}, tmp)
+        os.replace(tmp, self.path)
+
+
+def _parse_valid_metric(text: str) -> tuple[str, int]:
+    metric, _, k = text.lower().partition("@")
+    if not k.isdigit():
+        raise UsageError(f"--valid-metric must look like ndcg@10, not '{text}'.")
+    return metric, int(k)
+
+
+def train(
+    store_path: Path,
+    config: TrainConfig,
+    name: str | None = None,
+    *,
+    threads: int = 1,
+    force: bool = False,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> TrainResult:
+    """Train (or resume, or reuse) the run ``name`` for ``config``; returns its summary."""
+    name = name or default_run_name(config)
+    digest = config.digest()
+    with Store.open(store_path) as store:
+        existing = store.run(name)
+        if existing and not force:
+            if existing.config_hash != digest:
+                raise UsageError(
+                    f"A run named '{name}' already exists with a different configuration "
+                    f"(model {existing.model}, knowledge {existing.knowledge or 'none'}). Choose another "
+                    "--name, or pass --force to retrain it."
+                )
+            if existing.status == "finished":
+                return TrainResult(name, "cached", existing.summary)
+        folder = run_dir(store, name)
+        if force:
+            store.delete_run(name)
+            shutil.rmtree(folder, ignore_errors=True)
+        inputs = read_inputs(store, config)
+        store.start_run(RunRow(
+            name=name, dataset=config.dataset, split_id=inputs.split_id, model=config.model,
+            knowledge=config.knowledge, config=config.to_dict(), config_hash=digest, seed=config.seed,
+            status="running", created_at=existing.created_at if existing else _now(), finished_at=None,
+            summary={}, versions=library_versions(), error=None,
+        ))
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(threads)
+    try:
+        summary, resumed = _fit(store_path, name, config, inputs, folder, on_epoch)
+    except BaseException as e:
+        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+        with Store.open(store_path) as store:
+            store.finish_run(name, status, {}, error=f"{type(e).__name__}: {e}")
+        raise
+    with Store.open(store_path) as store:
+        store.finish_run(name, "finished", summary)
+    return TrainResult(name, "resumed" if resumed else "trained", summary)
+
+
+def _fit(
+    store_path: Path, name: str, config: TrainConfig, inputs: Any, folder: Path,
+    on_epoch: Callable[[EpochRecord], None] | None,
+) -> tuple[dict[str, Any], bool]:
+    started = time.perf_counter()
+    session = Session(config, inputs, folder)
+    session.attach_knowledge()
+    metric, k = _parse_valid_metric(config.valid_metric)
+    valid_truth = session.truth(1)
+    model = session.model
+
+    def validate() -> float:
+        values = evaluate_users(
+            model, valid_truth, n_items=session.parts.num("item"), uid=session.parts.user_field,
+            iid=session.parts.item_field, make_interaction=session.make_interaction, ks=[k])
+        return float(values[(metric, k)].mean())
+
+    first = "distill" if session.capture is not None else "train"
+    phases = [(first, config.distill_epochs), ("finetune", config.finetune_epochs)]
+    checkpoint = _Checkpoint(folder / "checkpoint.pt", config.digest())
+    state = checkpoint.load()
+    resumed = state is not None
+    log: list[dict[str, Any]] = state["log"] if state else []
+    phase_results: list[dict[str, Any]] = state["phase_results"] if state else []
+    recon_params = list(session.recon.parameters()) if session.recon is not None else []
+
+    def flush(position: dict[str, Any]) -> None:
+        checkpoint.save({**position, "log": log, "phase_results": phase_results})
+        with Store.open(store_path) as store:
+            store.replace_epochs(name, log)
+
+    for phase_index, (phase, max_epochs) in enumerate(phases):
+        if max_epochs == 0 or (state and phase_index < state["phase"]):
+            continue
+        if phase == "finetune":
+            session.detach_knowledge()
+        hooked = session.capture is not None
+        optimizer = _optimizer(list(model.parameters()) + (recon_params if hooked else []), session.parts.config)
+        best = {"score": -np.inf, "epoch": -1, "model": copy.deepcopy(model.state_dict()),
+                "recon": copy.deepcopy(session.recon.state_dict()) if session.recon else None}
+        start_epoch, bad = 0, 0
+        if state and state["phase"] == phase_index:
+            model.load_state_dict(state["model"])
+            if session.recon is not None and state["recon"] is not None:
+                session.recon.load_state_dict(state["recon"])
+            optimizer.load_state_dict(state["optimizer"])
+            best, start_epoch, bad = state["best"], state["epoch"] + 1, state["bad"]
+            _restore_rng(session, state["rng"])
+        state = None
+        last_flush = time.perf_counter()
+        epoch = start_epoch - 1
+        for epoch in range(start_epoch, max_epochs):
+            tick = time.perf_counter()
+            model.train()
+            totals = {"model": 0.0, "recon": 0.0, "batches": 0, "recon_batches": 0, "aligned": 0, "masked": 0}
+            for batch in session.parts.train_data:
+                batch = batch.to(session.parts.device)
+                optimizer.zero_grad()
+                model_loss, recon_loss, aligned, masked = session.batch_loss(batch)
+                if hooked and recon_loss is not None:
+                    loss = (1 - config.alpha) * model_loss + config.alpha * recon_loss
+                    totals["recon"] += float(recon_loss.detach())
+                    totals["recon_batches"] += 1
+                else:
+                    loss = model_loss
+                loss.backward()
+                clip = session.parts.config["clip_grad_norm"]
+                if clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), **clip)
+                optimizer.step()
+                totals["model"] += float(model_loss.detach())
+                totals["batches"] += 1
+                totals["aligned"] += aligned
+                totals["masked"] += masked
+            seconds = time.perf_counter() - tick
+            score = validate()
+            improved = score > best["score"]
+            if improved:
+                best = {"score": score, "epoch": epoch, "model": copy.deepcopy(model.state_dict()),
+                        "recon": copy.deepcopy(session.recon.state_dict()) if session.recon else None}
+                bad = 0
+            else:
+                bad += 1
+            record = EpochRecord(
+                phase, epoch, totals["model"] / max(totals["batches"], 1),
+                totals["recon"] / totals["recon_batches"] if totals["recon_batches"] else None,
+                score, totals["aligned"], totals["masked"], seconds, improved,
+            )
+            log.append(asdict(record))
+            if on_epoch:
+                on_epoch(record)
+            stop = bad >= config.patience
+            if time.perf_counter() - last_flush > CHECKPOINT_SECONDS and not stop:
+                flush({"phase": phase_index, "epoch": epoch, "model": model.state_dict(),
+                       "recon": session.recon.state_dict() if session.recon else None,
+                       "optimizer": optimizer.state_dict(), "best": best, "bad": bad,
+                       "rng": _rng_state(session)})
+                last_flush = time.perf_counter()
+            if stop:
+                break
+        model.load_state_dict(best["model"])
+        if session.recon is not None and best["recon"] is not None:
+            session.recon.load_state_dict(best["recon"])
+        phase_results.append({"phase": phase, "best_valid": best["score"], "best_epoch": best["epoch"],
+                              "epochs": epoch + 1})
+        flush({"phase": phase_index + 1, "epoch": -1})
+
+    torch.save({"model": model.state_dict(),
+                "projection": session.recon.state_dict() if session.recon else None},
+               folder / "model.pt")
+    checkpoint.path.unlink(missing_ok=True)
+    epoch_seconds = {p: [r["seconds"] for r in log if r["phase"] == p] for p, _ in phases}
+    summary = {
+        "valid_metric": config.valid_metric,
+        "best_valid": phase_results[-1]["best_valid"],
+        "phases": phase_results,
+        "layer": str(session.layer) if config.knowledge else None,
+        "coverage": session.coverage,
+        "seconds_per_epoch": {p: float(np.mean(s)) for p, s in epoch_seconds.items() if s},
+        "seconds": time.perf_counter() - started,
+    }
+    return summary, resumed
