@@ -59,3 +59,9 @@ class StoreError(KtError):
 
 class TrainingError(KtError):
     """A model cannot be trained as asked (a layer that cannot be aligned, a width mismatch...)."""
+
+
+class Interrupted(KtError):
+    """Ctrl-C during long work; what was computed is kept and a rerun continues from it."""
+
+    exit_code = 130

@@ -182,7 +182,7 @@ class Store:
 
     def _migrate(self) -> None:
         self._con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
-        row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        row = self._one("SELECT value FROM meta WHERE key = 'schema_version'")
         version = int(row[0]) if row else 0
         if version > SCHEMA_VERSION:
             raise StoreError(
@@ -214,17 +214,22 @@ class Store:
         finally:
             self._con.unregister("_kt_frame")
 
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+        """First row or None. DuckDB 2 refuses new work on a connection with an undrained result."""
+        rows = self._con.execute(sql, params).fetchall()
+        return rows[0] if rows else None
+
     def schema_version(self) -> int:
-        row = self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        row = self._one("SELECT value FROM meta WHERE key = 'schema_version'")
         return int(row[0])
 
     # ------------------------------------------------------------------ datasets
     def dataset(self, name: str) -> DatasetRow | None:
-        row = self._con.execute(
+        row = self._one(
             "SELECT name, source, origin, filters, fingerprint, n_users, n_items, n_interactions, "
             "created_at FROM datasets WHERE name = ?",
             [name],
-        ).fetchone()
+        )
         if row is None:
             return None
         return DatasetRow(*row[:3], _loads(row[3]), *row[4:])
@@ -287,7 +292,7 @@ class Store:
     # ------------------------------------------------------------------ splits
     def split_exists(self, split_id: str) -> bool:
         return bool(
-            self._con.execute("SELECT count(*) FROM splits WHERE split_id = ?", [split_id]).fetchone()[0]
+            self._one("SELECT count(*) FROM splits WHERE split_id = ?", [split_id])[0]
         )
 
     def save_split(
@@ -311,11 +316,11 @@ class Store:
 
     # ------------------------------------------------------------------ knowledge
     def knowledge_set(self, dataset: str, name: str) -> KnowledgeSetRow | None:
-        row = self._con.execute(
+        row = self._one(
             "SELECT dataset, name, entity, dim, n_vectors, source, method, params, parent, created_at "
             "FROM knowledge_sets WHERE dataset = ? AND name = ?",
             [dataset, name],
-        ).fetchone()
+        )
         if row is None:
             return None
         return KnowledgeSetRow(*row[:7], _loads(row[7]), *row[8:])
@@ -369,11 +374,11 @@ class Store:
 
     # ------------------------------------------------------------------ runs
     def run(self, name: str) -> RunRow | None:
-        row = self._con.execute(
+        row = self._one(
             "SELECT name, dataset, split_id, model, knowledge, config, config_hash, seed, status, "
             "created_at, finished_at, summary, versions, error FROM runs WHERE name = ?",
             [name],
-        ).fetchone()
+        )
         if row is None:
             return None
         return RunRow(*row[:5], _loads(row[5]), *row[6:11], _loads(row[11]), _loads(row[12]), row[13])
@@ -433,10 +438,10 @@ class Store:
 
     # ------------------------------------------------------------------ evaluations
     def evaluation_id(self, run: str, settings: dict[str, Any]) -> str | None:
-        row = self._con.execute(
+        row = self._one(
             "SELECT eval_id FROM evaluations WHERE run = ? AND settings = ?::JSON",
             [run, json.dumps(settings, sort_keys=True)],
-        ).fetchone()
+        )
         return row[0] if row else None
 
     def save_evaluation(
@@ -461,10 +466,10 @@ class Store:
             self._insert_frame("eval_metrics", aggregates.assign(eval_id=eval_id))
 
     def latest_evaluation(self, run: str) -> tuple[str, dict[str, Any]] | None:
-        row = self._con.execute(
+        row = self._one(
             "SELECT eval_id, settings FROM evaluations WHERE run = ? ORDER BY created_at DESC LIMIT 1",
             [run],
-        ).fetchone()
+        )
         return (row[0], _loads(row[1])) if row else None
 
     def eval_metrics(self, eval_id: str) -> pd.DataFrame:

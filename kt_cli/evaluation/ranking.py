@@ -12,17 +12,15 @@ interacted with.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from kt_cli.errors import UsageError
+from kt_cli.evaluation.settings import parse_mode
 
 METRICS = ("ndcg", "hit", "recall", "mrr", "precision")
-_SAMPLED = re.compile(r"^(uni|pop)(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -33,16 +31,6 @@ class Truth:
     positives: list[np.ndarray]  # held-out items per user
     exclude: list[np.ndarray]  # already-seen items per user (masked from the ranking)
     seen_all: list[np.ndarray]  # every item the user interacted with (never sampled as a negative)
-
-
-def parse_mode(mode: str) -> tuple[str, int]:
-    """``full`` -> ("full", 0); ``uni100`` -> ("uni", 100); anything else is a usage error."""
-    if mode == "full":
-        return "full", 0
-    match = _SAMPLED.match(mode)
-    if not match:
-        raise UsageError(f"--mode must be 'full', 'uniN' or 'popN' (e.g. uni100), not '{mode}'.")
-    return match.group(1), int(match.group(2))
 
 
 def _scores(model: torch.nn.Module, users: torch.Tensor, n_items: int, uid: str, iid: str,

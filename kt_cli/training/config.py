@@ -14,7 +14,9 @@ from typing import Any
 
 from kt_cli.datasets.splits import SplitSpec
 from kt_cli.errors import UsageError
-from kt_cli.training.transfer import PROJECTIONS, RECON_LOSSES
+
+PROJECTIONS = ("truncate", "linear")
+RECON_LOSSES = ("rmse", "cosine")
 
 # Overrides kt owns: letting --set change them would break kt's data flow or its isolation.
 RESERVED_KEYS = frozenset({

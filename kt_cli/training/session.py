@@ -18,7 +18,7 @@ from kt_cli.evaluation.ranking import Truth, build_truth
 from kt_cli.store import Store
 from kt_cli.training import recbole_adapter
 from kt_cli.training.config import TrainConfig
-from kt_cli.training.hooks import LayerCapture, LayerRef
+from kt_cli.training.hooks import LayerCapture, LayerInfo, LayerRef, survey_layers
 from kt_cli.training.models import get_model_spec
 from kt_cli.training.transfer import KnowledgeTargets, Reconstruction, align_rows
 
@@ -43,12 +43,12 @@ class RunInputs:
     knowledge: Knowledge | None
 
 
-def read_inputs(store: Store, config: TrainConfig) -> RunInputs:
-    """Dataset, split (made on first use) and knowledge vectors for ``config``."""
+def read_inputs(store: Store, config: TrainConfig, *, with_knowledge: bool = True) -> RunInputs:
+    """Dataset, split (made on first use) and, for training, knowledge vectors for ``config``."""
     sid = ensure_split(store, config.dataset, config.split)
     data_path = export_for_recbole(store, sid)
     knowledge = None
-    if config.knowledge is not None:
+    if config.knowledge is not None and with_knowledge:
         row = store.knowledge_set(config.dataset, config.knowledge)
         if row is None:
             names = [k.name for k in store.knowledge_sets(config.dataset)]
@@ -166,3 +166,14 @@ class Session:
         if self.capture is not None:
             self.capture.remove()
             self.capture = None
+
+
+def survey_model(store_path: Path, config: TrainConfig) -> tuple[list[LayerInfo], str]:
+    """Every module of the configured model with the shapes it sees on one training batch."""
+    with Store.open(store_path) as store:
+        inputs = read_inputs(store, config, with_knowledge=False)
+        folder = store.artifacts_dir / "survey"
+    session = Session(config, inputs, folder)
+    batch = next(iter(session.parts.train_data)).to(session.parts.device)
+    layers = survey_layers(session.model, lambda: session.model.calculate_loss(batch))
+    return layers, session.spec.default_layer

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from kt_cli import __version__
-from kt_cli.errors import UsageError
+from kt_cli.errors import Interrupted, UsageError
 from kt_cli.evaluation.ranking import evaluate_users
 from kt_cli.store import RunRow, Store, _now
 from kt_cli.training.config import TrainConfig
@@ -165,10 +165,16 @@ def train(
     torch.set_num_threads(threads)
     try:
         summary, resumed = _fit(store_path, name, config, inputs, folder, on_epoch)
-    except BaseException as e:
-        status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+    except KeyboardInterrupt as e:
         with Store.open(store_path) as store:
-            store.finish_run(name, status, {}, error=f"{type(e).__name__}: {e}")
+            store.finish_run(name, "interrupted", {}, error="interrupted")
+        raise Interrupted(
+            f"Training of '{name}' was interrupted. Its last checkpoint and epoch log are kept; rerun the "
+            "same kt train command to continue from there."
+        ) from e
+    except BaseException as e:
+        with Store.open(store_path) as store:
+            store.finish_run(name, "failed", {}, error=f"{type(e).__name__}: {e}")
         raise
     with Store.open(store_path) as store:
         store.finish_run(name, "finished", summary)

@@ -16,9 +16,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from kt_cli.errors import TrainingError
+from kt_cli.training.config import PROJECTIONS, RECON_LOSSES
 
-PROJECTIONS = ("truncate", "linear")
-RECON_LOSSES = ("rmse", "cosine")
 
 
 def align_rows(rows: int, batch_ids: torch.Tensor, layer: str) -> torch.Tensor:

@@ -1,0 +1,48 @@
+"""``kt eval``: score runs on the held-out split; per-user values are stored for ``compare``."""
+
+from typing import Annotated
+
+import typer
+
+from kt_cli.cli import options
+from kt_cli.cli.render import emit_json, note, table
+from kt_cli.errors import UsageError
+from kt_cli.evaluation.settings import EvalSettings
+
+
+def _ks(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(k) for k in text.split(","))
+    except ValueError as e:
+        raise UsageError(f"--k takes cut-offs like 5,10,20, not '{text}'.") from e
+
+
+def eval_runs(
+    runs: Annotated[list[str], typer.Argument(help="Run names (see kt runs).")],
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, comma-separated.")] = "5,10,20",
+    mode: Annotated[str, typer.Option(help="full (rank all items), uni100 or pop100 (sampled).")] = "full",
+    part: Annotated[str, typer.Option(help="test or valid.")] = "test",
+    sparse_below: Annotated[int, typer.Option(help="Sparse slice: users with fewer training interactions.")] = 20,
+    seed: options.Seed = 0,
+    force: options.Force = False,
+    threads: options.Threads = 1,
+    store: options.Store = options.DEFAULT_STORE,
+    json: options.Json = False,
+) -> None:
+    """Evaluate runs: NDCG, Hit, Recall, MRR, Precision at each K, for all users and the sparse slice."""
+    settings = EvalSettings(ks=_ks(k), mode=mode, part=part, sparse_below=sparse_below, seed=seed)
+    from kt_cli.evaluation.evaluate import evaluate_run  # torch and RecBole: only when evaluating
+
+    results = [evaluate_run(store, run, settings, threads=threads, force=force) for run in runs]
+    if json:
+        return emit_json([{"run": r.run, "cached": r.cached, "metrics": r.metrics.to_dict(orient="records")}
+                          for r in results])
+    for result in results:
+        wide = result.metrics.assign(label=result.metrics["metric"] + "@" + result.metrics["k"].astype(str))
+        slices = list(dict.fromkeys(wide["slice"]))
+        pivot = wide.pivot(index="label", columns="slice", values="value")
+        users = wide.groupby("slice")["n_users"].first()
+        table(["metric"] + [f"{s} ({users[s]} users)" for s in slices],
+              [[label] + [pivot.loc[label, s] for s in slices] for label in pivot.index],
+              title=f"{result.run}: {part} split, {mode} ranking" + (" (stored)" if result.cached else ""))
+    note("Compare runs with: kt compare " + " ".join(runs))

@@ -1,0 +1,25 @@
+"""``kt knowledge``: list knowledge sets with their provenance."""
+
+from dataclasses import asdict
+from typing import Annotated, Optional
+
+import typer
+
+from kt_cli.cli import options
+from kt_cli.cli.render import emit_json, table
+from kt_cli.store import Store
+
+
+def knowledge(
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="Only this dataset's sets.")] = None,
+    store: options.Store = options.DEFAULT_STORE,
+    json: options.Json = False,
+) -> None:
+    """List knowledge sets: entity, width, size and where each came from."""
+    with Store.open(store) as db:
+        sets = db.knowledge_sets(dataset)
+    if json:
+        return emit_json([asdict(s) for s in sets])
+    table(["dataset", "name", "entity", "dim", "vectors", "source", "method", "parent", "created"],
+          [[s.dataset, s.name, s.entity, s.dim, s.n_vectors, s.source, s.method, s.parent,
+            s.created_at.strftime("%Y-%m-%d %H:%M")] for s in sets])

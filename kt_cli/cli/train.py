@@ -1,0 +1,118 @@
+"""``kt train``: fit a RecBole model, with or without LLM knowledge transfer; ``--list-layers``."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from kt_cli.cli import options
+from kt_cli.cli.render import emit_json, note, stderr, table
+from kt_cli.errors import UsageError
+from kt_cli.training.config import TrainConfig
+from kt_cli.training.models import MODELS
+
+
+def _overrides(config_file: Optional[Path], settings: list[str]) -> dict:
+    """RecBole settings from --config FILE, then each --set key=value (values parsed as YAML)."""
+    values: dict = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise UsageError(f"Cannot read --config {config_file}: {e}") from e
+        if not isinstance(loaded, dict):
+            raise UsageError(f"--config {config_file} must hold a mapping of RecBole settings.")
+        values.update(loaded)
+    for item in settings:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set takes key=value (e.g. --set learning_rate=0.002), not '{item}'.")
+        values[key.strip()] = yaml.safe_load(raw)
+    return values
+
+
+def _split(text: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError as e:
+        raise UsageError(f"--split takes three ratios like 0.7,0.1,0.2, not '{text}'.") from e
+    if len(parts) != 3:
+        raise UsageError(f"--split takes three ratios like 0.7,0.1,0.2, not '{text}'.")
+    return parts  # type: ignore[return-value]
+
+
+def train(
+    model: Annotated[str, typer.Option(help=f"RecBole model: {', '.join(MODELS)}.")] = "multvae",
+    dataset: options.Dataset = "ml-100k",
+    knowledge: Annotated[Optional[str], typer.Option(help="Knowledge set to transfer; omit for the baseline.")] = None,
+    inject_layer: Annotated[Optional[str], typer.Option(
+        help="Module path [:input|:output] to reconstruct knowledge in [default: the model's documented layer].")] = None,
+    alpha: Annotated[float, typer.Option(help="Weight of the reconstruction loss, 0..1.")] = 0.5,
+    recon_loss: Annotated[str, typer.Option(help="rmse or cosine.")] = "rmse",
+    project: Annotated[str, typer.Option(help="Width mismatch: truncate (reference) or linear (learned head).")] = "truncate",
+    distill_epochs: Annotated[int, typer.Option(help="Max epochs with the knowledge hook.")] = 100,
+    finetune_epochs: Annotated[int, typer.Option(help="Max epochs after, without the hook, fresh optimizer.")] = 100,
+    patience: Annotated[int, typer.Option(help="Stop a phase after this many epochs without improvement.")] = 10,
+    valid_metric: Annotated[str, typer.Option(help="Validation metric for early stopping.")] = "ndcg@10",
+    split: Annotated[str, typer.Option(help="Per-user random train,valid,test ratios.")] = "0.7,0.1,0.2",
+    split_seed: Annotated[int, typer.Option(help="Seed of the split (separate from --seed).")] = 42,
+    seed: options.Seed = 42,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    set_: Annotated[list[str], typer.Option("--set", help="RecBole setting key=value (repeatable).")] = [],
+    config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of RecBole settings.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Run name [default: derived from the config].")] = None,
+    list_layers: Annotated[bool, typer.Option("--list-layers", help="Show hookable layers and shapes; no training.")] = False,
+    force: options.Force = False,
+    threads: options.Threads = 1,
+    store: options.Store = options.DEFAULT_STORE,
+    json: options.Json = False,
+) -> None:
+    """Train a RecBole model; with --knowledge, reconstruct LLM knowledge in an intermediate layer."""
+    settings = TrainConfig(
+        dataset=dataset, model=model, knowledge=knowledge, inject_layer=inject_layer, alpha=alpha,
+        recon_loss=recon_loss, project=project, distill_epochs=distill_epochs,
+        finetune_epochs=finetune_epochs, patience=patience, valid_metric=valid_metric,
+        split_ratios=_split(split), split_seed=split_seed, seed=seed, device=device,
+        recbole=_overrides(config, set_),
+    )
+    if list_layers:
+        return _show_layers(store, settings, json)
+    from kt_cli.training.trainer import train as library_train  # torch and RecBole: only when training
+    if json:
+        result = library_train(store, settings, name, threads=threads, force=force)
+        return emit_json({"run": result.name, "status": result.status, **result.summary})
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=stderr, transient=False) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_epoch(record) -> None:
+            total = distill_epochs if record.phase != "finetune" else finetune_epochs
+            if record.phase not in tasks:
+                tasks[record.phase] = progress.add_task(record.phase, total=total)
+            recon = f" recon {record.recon_loss:.4f}" if record.recon_loss is not None else ""
+            progress.update(tasks[record.phase], completed=record.epoch + 1, description=(
+                f"{record.phase:8} loss {record.model_loss:.4f}{recon} valid {valid_metric} "
+                f"{record.valid_metric:.4f}{' *' if record.best else '  '}"))
+
+        result = library_train(store, settings, name, threads=threads, force=force, on_epoch=on_epoch)
+    verb = {"cached": "Already trained", "resumed": "Resumed and trained", "trained": "Trained"}[result.status]
+    note(f"{verb} run '{result.name}': best valid {valid_metric} {result.summary['best_valid']:.4f} "
+         f"in {result.summary['seconds']:.1f}s. Next: kt eval {result.name}")
+
+
+def _show_layers(store: Path, settings: TrainConfig, json: bool) -> None:
+    from kt_cli.training.session import survey_model
+
+    layers, default = survey_model(store, settings)
+    if json:
+        return emit_json({"model": settings.model, "default_layer": default,
+                          "layers": [layer.__dict__ for layer in layers]})
+    default_path = default.split(":")[0]
+    table(["layer", "type", "input shape", "output shape", "params"],
+          [[("* " if layer.path == default_path else "  ") + layer.path, layer.kind,
+            "x".join(map(str, layer.input_shape)) if layer.input_shape else "-",
+            "x".join(map(str, layer.output_shape)) if layer.output_shape else "-",
+            f"{layer.parameters:,}"] for layer in layers],
+          title=f"{settings.model}: hookable layers on one training batch (* default: {default})")

@@ -1,0 +1,90 @@
+"""``kt eval``: score a trained run on its held-out split and store every user's metrics.
+
+Results are keyed by (run, settings): evaluating again with the same settings reuses the stored
+numbers. Aggregates are stored for all users and for the sparse slice (users with fewer than
+``sparse_below`` training interactions), the users LLM knowledge is meant to help most.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from kt_cli.errors import MissingInputError
+from kt_cli.evaluation.ranking import evaluate_users
+from kt_cli.evaluation.settings import PARTS, EvalSettings
+from kt_cli.store import Store
+from kt_cli.training.config import TrainConfig
+from kt_cli.training.session import Session, read_inputs
+from kt_cli.training.trainer import run_dir
+
+@dataclass(frozen=True)
+class EvalResult:
+    run: str
+    eval_id: str
+    cached: bool
+    metrics: pd.DataFrame  # slice, metric, k, value, n_users
+    seconds: float
+
+
+def sparse_slice(below: int) -> str:
+    return f"n_train<{below}"
+
+
+def evaluate_run(store_path: Path, run: str, settings: EvalSettings = EvalSettings(), *,
+                 threads: int = 1, force: bool = False) -> EvalResult:
+    """Evaluate a finished run (or return the stored evaluation with the same settings)."""
+    key = settings.to_dict()
+    with Store.open(store_path) as store:
+        row = store.run(run)
+        if row is None:
+            raise MissingInputError(f"There is no run named '{run}' (see kt runs).", "kt train ... --name " + run)
+        if row.status != "finished":
+            raise MissingInputError(
+                f"Run '{run}' has not finished training (status: {row.status}).",
+                "the same kt train command again, which resumes it",
+            )
+        eval_id = store.evaluation_id(run, key)
+        if eval_id and not force:
+            return EvalResult(run, eval_id, True, store.eval_metrics(eval_id), 0.0)
+        config = TrainConfig.from_dict(row.config)
+        inputs = read_inputs(store, config, with_knowledge=False)
+        folder = run_dir(store, run)
+    started = time.perf_counter()
+    torch.set_num_threads(threads)
+    session = Session(config, inputs, folder)
+    weights = torch.load(folder / "model.pt", map_location=session.parts.device, weights_only=True)
+    session.model.load_state_dict(weights["model"])
+    truth = session.truth(PARTS[settings.part])
+    values = evaluate_users(
+        session.model, truth, n_items=session.parts.num("item"), uid=session.parts.user_field,
+        iid=session.parts.item_field, make_interaction=session.make_interaction, ks=settings.ks,
+        mode=settings.mode, popularity=session.item_popularity(), seed=settings.seed,
+    )
+    external = session.parts.external_ids("user")[truth.users]
+    counts = session.n_train()
+    n_train = np.array([counts.get(int(u), 0) for u in truth.users])
+    per_user = pd.concat([
+        pd.DataFrame({"user_id": external, "n_train": n_train, "metric": metric, "k": k, "value": v})
+        for (metric, k), v in values.items()
+    ], ignore_index=True)
+    sparse = n_train < settings.sparse_below
+    aggregates = pd.DataFrame([
+        {"slice": name, "metric": metric, "k": k, "value": float(v[mask].mean()) if mask.any() else None,
+         "n_users": int(mask.sum())}
+        for (metric, k), v in values.items()
+        for name, mask in (("all", np.ones_like(sparse)), (sparse_slice(settings.sparse_below), sparse))
+    ])
+    seconds = time.perf_counter() - started
+    eval_id = "e" + hashlib.sha256(f"{run}|{json.dumps(key, sort_keys=True)}".encode()).hexdigest()[:11]
+    with Store.open(store_path) as store:
+        store.save_evaluation(eval_id, run, key, per_user, aggregates, seconds)
+        metrics = store.eval_metrics(eval_id)
+    return EvalResult(run, eval_id, False, metrics, seconds)

@@ -1,0 +1,46 @@
+"""Evaluation settings: light enough to import when the CLI starts (no torch)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+from kt_cli.errors import UsageError
+
+_SAMPLED = re.compile(r"^(uni|pop)(\d+)$")
+
+
+def parse_mode(mode: str) -> tuple[str, int]:
+    """``full`` -> ("full", 0); ``uni100`` -> ("uni", 100); anything else is a usage error."""
+    if mode == "full":
+        return "full", 0
+    match = _SAMPLED.match(mode)
+    if not match:
+        raise UsageError(f"--mode must be 'full', 'uniN' or 'popN' (e.g. uni100), not '{mode}'.")
+    return match.group(1), int(match.group(2))
+
+
+PARTS = {"valid": 1, "test": 2}
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How a run is evaluated; part of the stored result's key."""
+
+    ks: tuple[int, ...] = (5, 10, 20)
+    mode: str = "full"
+    part: str = "test"
+    sparse_below: int = 20
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        parse_mode(self.mode)
+        if self.part not in PARTS:
+            raise UsageError(f"--part must be 'valid' or 'test', not '{self.part}'.")
+        if not self.ks or min(self.ks) < 1:
+            raise UsageError(f"--k needs positive cut-offs such as 5,10,20, got {self.ks}.")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ks": sorted(self.ks)}
+
+

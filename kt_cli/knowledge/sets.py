@@ -1,0 +1,124 @@
+"""Named knowledge sets: importing vectors from a file, and reducing a set to a target width.
+
+A knowledge set is one vector per user (or item) of a dataset, stored with its provenance: where it
+came from (``source``), how it was made (``method`` and ``params``) and from which set (``parent``).
+Both operations are keyed: rerunning with the same inputs returns the stored set without recomputing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kt_cli.datasets.registry import ensure_dataset
+from kt_cli.errors import InvalidVectorsError, MissingInputError, UsageError
+from kt_cli.knowledge.vector_files import read_vector_file
+from kt_cli.store import KnowledgeSetRow, Store, _now
+
+ENTITIES = ("user", "item")
+METHODS = ("umap", "pca")
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import kept, skipped and left uncovered."""
+
+    set: KnowledgeSetRow
+    cached: bool
+    rows_in_file: int
+    invalid_rows: int  # duplicates, NaN/inf, ragged (only with skip_invalid)
+    unknown_ids: int  # ids that are not users/items of the dataset (only with skip_invalid)
+    without_vector: int  # dataset users/items that got no vector
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def import_vectors(
+    store: Store, dataset: str, path: Path, name: str, *, entity: str = "user", skip_invalid: bool = False
+) -> ImportReport:
+    """Import vectors from ``path`` as set ``name``; unknown ids are an error unless ``skip_invalid``."""
+    if entity not in ENTITIES:
+        raise UsageError(f"--entity must be 'user' or 'item', not '{entity}'.")
+    ensure_dataset(store, dataset)
+    known = store.entity_ids(dataset, entity)
+    params = {"file": str(path.resolve()), "sha256": _file_digest(path) if path.is_file() else None,
+              "skip_invalid": skip_invalid}
+    existing = store.knowledge_set(dataset, name)
+    if existing and existing.source == "file" and existing.params.get("sha256") == params["sha256"] \
+            and existing.params.get("skip_invalid") == skip_invalid and existing.entity == entity:
+        return ImportReport(existing, True, existing.n_vectors, 0, 0, len(known) - existing.n_vectors)
+    data = read_vector_file(path, drop_invalid=skip_invalid)
+    ids = np.asarray(data.ids, dtype=object)
+    is_known = np.fromiter((i in known for i in data.ids), dtype=bool, count=len(data.ids))
+    unknown = int((~is_known).sum())
+    if unknown and not skip_invalid:
+        examples = ", ".join(map(str, ids[~is_known][:5]))
+        raise InvalidVectorsError(
+            f"{path.name} has {unknown} of {len(ids)} ids that are not {entity}s of {dataset} "
+            f"(examples: {examples}). Check that the file belongs to this dataset and --entity, or pass "
+            f"--skip-invalid to import the {len(ids) - unknown} known ids."
+        )
+    vectors = data.vectors[is_known]
+    kept = [str(i) for i in ids[is_known]]
+    row = KnowledgeSetRow(dataset, name, entity, int(vectors.shape[1]), len(kept), "file", None,
+                          params, None, _now())
+    store.save_knowledge_set(row, kept, vectors)
+    return ImportReport(row, False, len(data.ids) + data.problems.total, data.problems.total, unknown,
+                        len(known) - len(kept))
+
+
+def _reduce_matrix(vectors: np.ndarray, method: str, dim: int, seed: int) -> np.ndarray:
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=dim, random_state=seed).fit_transform(vectors)
+    import warnings
+
+    import umap  # slow to import (numba): only when asked for
+
+    with warnings.catch_warnings():  # "n_jobs overridden by random_state": seeding is the point
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        return umap.UMAP(n_components=dim, random_state=seed).fit_transform(vectors)
+
+
+def reduce_set(
+    store: Store, dataset: str, parent: str, *, method: str = "umap", dim: int = 64, seed: int = 42,
+    name: str | None = None,
+) -> tuple[KnowledgeSetRow, bool]:
+    """Reduce set ``parent`` to ``dim`` columns; returns the new set and whether it was cached.
+
+    UMAP uses the library's defaults (as the LLM-KT reference does) with a fixed ``random_state``.
+    """
+    if method not in METHODS:
+        raise UsageError(f"--method must be one of {', '.join(METHODS)}, not '{method}'.")
+    source = store.knowledge_set(dataset, parent)
+    if source is None:
+        names = ", ".join(k.name for k in store.knowledge_sets(dataset)) or "none yet"
+        raise MissingInputError(
+            f"There is no knowledge set '{parent}' for dataset {dataset} (sets: {names}).",
+            f"kt embed --dataset {dataset} --from-file FILE --name {parent}",
+        )
+    if not 1 <= dim <= min(source.dim, source.n_vectors - 2 if method == "umap" else source.n_vectors):
+        raise UsageError(
+            f"--dim must be between 1 and {min(source.dim, source.n_vectors)} for set '{parent}' "
+            f"({source.n_vectors} vectors of {source.dim} dimensions), got {dim}."
+        )
+    name = name or f"{parent}-{method}{dim}"
+    params = {"dim": dim, "seed": seed, "parent_created_at": source.created_at.isoformat()}
+    existing = store.knowledge_set(dataset, name)
+    if existing and existing.parent == parent and existing.method == method and existing.params == params:
+        return existing, True
+    ids, vectors = store.knowledge_vectors(dataset, parent)
+    reduced = _reduce_matrix(vectors, method, dim, seed).astype(np.float32)
+    row = KnowledgeSetRow(dataset, name, source.entity, dim, len(ids), "reduce", method, params, parent, _now())
+    store.save_knowledge_set(row, ids, reduced)
+    return row, False
