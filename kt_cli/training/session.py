@@ -143,17 +143,22 @@ class Session:
             )
         return seen[0]
 
-    def batch_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor | None, int, int]:
-        """Model loss, reconstruction loss (None without knowledge), rows used and rows masked."""
-        if self.capture is None or self.targets is None or self.recon is None:
-            loss = self.model.calculate_loss(batch)
-            return (sum(loss) if isinstance(loss, tuple) else loss), None, 0, 0
+    def hooked_rows(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Model loss, the hooked tensor, and the internal id of the user (or item) of each row."""
+        assert self.capture is not None and self.inputs.knowledge is not None
         field = self.parts.user_field if self.inputs.knowledge.entity == "user" else self.parts.item_field
         with self.capture.recording() as seen:
             loss = self.model.calculate_loss(batch)
         loss = sum(loss) if isinstance(loss, tuple) else loss
         hidden = seen[0]
-        ids = align_rows(hidden.shape[0], batch[field], str(self.layer))
+        return loss, hidden, align_rows(hidden.shape[0], batch[field], str(self.layer))
+
+    def batch_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor | None, int, int]:
+        """Model loss, reconstruction loss (None without knowledge), rows used and rows masked."""
+        if self.capture is None or self.targets is None or self.recon is None:
+            loss = self.model.calculate_loss(batch)
+            return (sum(loss) if isinstance(loss, tuple) else loss), None, 0, 0
+        loss, hidden, ids = self.hooked_rows(batch)
         mask = self.targets.present[ids]
         used = int(mask.sum())
         if used == 0:
