@@ -135,6 +135,7 @@ class Store:
     def __init__(self, path: Path, con: duckdb.DuckDBPyConnection) -> None:
         self.path = path
         self._con = con
+        self._in_transaction = False
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
@@ -159,7 +160,9 @@ class Store:
                 return duckdb.connect(str(path))
             except duckdb.IOException as e:
                 if not _LOCK_PATTERN.search(str(e)):
-                    raise StoreError(f"Cannot open the store {path}: {e}") from e
+                    raise StoreError(
+                        f"{path} is not a usable kt store ({e}). Point --store at a kt store or a new path."
+                    ) from e
                 if time.monotonic() < deadline:
                     time.sleep(0.2)
                     continue
@@ -172,7 +175,7 @@ class Store:
                 ) from e
             except duckdb.Error as e:
                 raise StoreError(
-                    f"{path} is not a usable kt store ({e}). Point --store at a kt store or at a new path."
+                    f"{path} is not a usable kt store ({e}). Point --store at a kt store or a new path."
                 ) from e
 
     @property
@@ -198,14 +201,24 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All-or-nothing: a failure or Ctrl-C inside leaves the store as it was."""
+        """All-or-nothing: a failure or Ctrl-C inside leaves the store as it was.
+
+        Nested use joins the outer transaction (DuckDB has no savepoints).
+        """
+        if self._in_transaction:
+            yield
+            return
         self._con.begin()
+        self._in_transaction = True
         try:
             yield
         except BaseException:
             self._con.rollback()
             raise
-        self._con.commit()
+        else:
+            self._con.commit()
+        finally:
+            self._in_transaction = False
 
     def _insert_frame(self, table: str, frame: pd.DataFrame | pa.Table) -> None:
         self._con.register("_kt_frame", frame)

@@ -192,7 +192,7 @@ def test_register_truncated_inter_names_the_line(tmp_path: Path) -> None:
     (folder / "mini.inter").write_text(INTER_HEADER + "".join(INTER_LINES) + "196\t24")
     store = tmp_path / "kt.duckdb"
     assert_fails(kt("data", "register", "mini", "--path", folder, "--store", store), 1,
-                 "truncated or malformed", "line 5 has fewer fields", "1 such line")
+                 "truncated or malformed", "line 5 ", "1 such line(s)", "Re-export")
     names = [d["name"] for d in ok_json(kt("data", "list", "--store", store, "--json"))]
     assert names == ["ml-100k"]  # nothing registered
 
@@ -274,7 +274,9 @@ def test_store_from_newer_kt_is_refused(tmp_path: Path) -> None:
 def test_store_that_is_not_duckdb(tmp_path: Path) -> None:
     store = tmp_path / "kt.duckdb"
     store.write_text("this is not a database\n")
-    assert_fails(kt("runs", "--store", store), 1, "not a usable kt store")
+    assert_fails(kt("runs", "--store", store), 1, "not a usable kt store", "not a valid DuckDB database",
+                 "Point --store at a kt store")
+    assert store.read_text() == "this is not a database\n"  # left as it was
 
 
 # --- 10: vectors with problems ---------------------------------------------------------------------

@@ -49,28 +49,37 @@ def find_inter_file(folder: Path) -> Path:
     )
 
 
+def _check_field_counts(path: Path) -> None:
+    """Every line must have as many tab-separated fields as the header: catches truncated files,
+    which pandas would otherwise pad with empty strings."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        header = handle.readline()
+        if not header.strip():
+            raise DataFormatError(f"{path} is empty; it needs a header line such as "
+                                  "'user_id:token<TAB>item_id:token'.")
+        expected = header.count("\t")
+        bad, first = 0, 0
+        for number, line in enumerate(handle, start=2):
+            line = line.rstrip("\r\n")
+            if line and line.count("\t") != expected:
+                bad += 1
+                first = first or number
+    if bad:
+        raise DataFormatError(
+            f"{path} is truncated or malformed: line {first} does not have the header's {expected + 1} "
+            f"tab-separated fields ({header.strip()}); {bad} such line(s) in all. Re-export or "
+            "re-download the file."
+        )
+
+
 def _read_table(path: Path) -> pd.DataFrame:
     """All columns as strings, header names without their ``:type`` suffix; bad lines are errors."""
-    try:
-        frame = pd.read_csv(
-            path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE,
-            encoding="utf-8", encoding_errors="replace",
-        )
-    except pd.errors.ParserError as e:
-        raise DataFormatError(f"{path} is malformed: {e}. Each line needs one value per header column, "
-                              "separated by tabs.") from e
-    except pd.errors.EmptyDataError as e:
-        raise DataFormatError(f"{path} is empty; it needs a header line such as "
-                              "'user_id:token<TAB>item_id:token'.") from e
+    _check_field_counts(path)
+    frame = pd.read_csv(
+        path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE,
+        encoding="utf-8", encoding_errors="replace", skip_blank_lines=True,
+    )
     frame.columns = [str(c).split(":", 1)[0] for c in frame.columns]
-    short = frame.isna().any(axis=1)
-    if short.any():
-        line = int(short.to_numpy().nonzero()[0][0]) + 2  # +1 header, +1 one-based
-        raise DataFormatError(
-            f"{path} is truncated or malformed: line {line} has fewer fields than the header's "
-            f"{len(frame.columns)} ({', '.join(frame.columns)}); {int(short.sum())} such line(s) in all. "
-            "Re-export or re-download the file."
-        )
     return frame
 
 

@@ -68,36 +68,43 @@ def compare_runs(
     store: Store, names: list[str], *, test: str = "ttest", max_train: int | None = None,
     metrics: list[str] | None = None,
 ) -> Comparison:
-    """Compare the latest evaluations of ``names``; ``max_train`` keeps users with fewer training rows."""
+    """Compare runs on the settings of the first run's latest evaluation.
+
+    Every other run must have an evaluation with exactly those settings; ``max_train`` keeps only
+    users with fewer training interactions (the sparse slice).
+    """
     if test not in TESTS:
         raise UsageError(f"--test must be one of {', '.join(TESTS)}, not '{test}'.")
     if len(names) < 1:
         raise UsageError("Name at least one run to compare (see kt runs).")
-    runs, evals = [], []
+    runs = []
     for name in names:
         run = store.run(name)
         if run is None:
             raise MissingInputError(f"There is no run named '{name}'. Runs: {', '.join(store.run_names()) or 'none'}.",
                                     f"kt train ... --name {name}")
-        latest = store.latest_evaluation(name)
-        if latest is None:
-            raise MissingInputError(f"Run '{name}' has not been evaluated.", f"kt eval {name}")
         runs.append(run)
-        evals.append(latest)
-    first, first_settings = runs[0], evals[0][1]
-    for run, (_, settings) in zip(runs[1:], evals[1:]):
+    latest = store.latest_evaluation(names[0])
+    if latest is None:
+        raise MissingInputError(f"Run '{names[0]}' has not been evaluated.", f"kt eval {names[0]}")
+    first, first_settings = runs[0], latest[1]
+    eval_ids = [latest[0]]
+    for run in runs[1:]:
         if (run.dataset, run.split_id) != (first.dataset, first.split_id):
             raise UsageError(
                 f"Runs '{first.name}' and '{run.name}' were trained on different data "
                 f"({first.dataset} split {first.split_id} vs {run.dataset} split {run.split_id}); "
                 "their metrics cannot be compared user by user. Retrain with the same --dataset and --split."
             )
-        if settings != first_settings:
-            raise UsageError(
-                f"Runs '{first.name}' and '{run.name}' were evaluated differently ({first_settings} vs "
-                f"{settings}). Re-evaluate them with the same kt eval options."
+        eval_id = store.evaluation_id(run.name, first_settings)
+        if eval_id is None:
+            raise MissingInputError(
+                f"Run '{run.name}' has no evaluation with the settings of '{first.name}' ({first_settings}).",
+                f"kt eval {run.name} --k {','.join(map(str, first_settings['ks']))} --mode "
+                f"{first_settings['mode']} --part {first_settings['part']}",
             )
-    frames = [store.eval_users(eval_id) for eval_id, _ in evals]
+        eval_ids.append(eval_id)
+    frames = [store.eval_users(eval_id) for eval_id in eval_ids]
     slice_name = "all" if max_train is None else f"n_train<{max_train}"
     tables = []
     for frame in frames:
