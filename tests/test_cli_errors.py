@@ -130,13 +130,15 @@ def test_unknown_model_lists_valid_ones(knowledge_store: Path) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an unknown --model is only detected after the run row is "
-                   "inserted (trainer.train -> store.start_run, then Session -> get_model_spec), so "
-                   "`kt runs` lists a 'failed' run for a model that does not exist.")
-def test_unknown_model_stores_no_run(tmp_path: Path) -> None:
-    store = tmp_path / "kt.duckdb"
-    kt("train", "--model", "foo", "--distill-epochs", "1", "--finetune-epochs", "1", "--store", store)
-    assert stored_runs(store) == {}
+@pytest.mark.parametrize("flags", [
+    pytest.param(["--model", "foo"], id="model"),
+    pytest.param(["--knowledge", "k16", "--inject-layer", "decoder:middle"], id="layer-side"),
+])
+def test_refused_config_stores_no_run(knowledge_store: Path, flags: list[str]) -> None:
+    name = "refused-" + flags[1]
+    result = kt("train", *FAST, *flags, "--name", name, "--store", knowledge_store)
+    assert result.exit_code in (1, 2)
+    assert name not in stored_runs(knowledge_store)
 
 
 # --- 3, 4, 5, 6: knowledge and layers --------------------------------------------------------------
@@ -332,9 +334,11 @@ def test_eval_of_unknown_run_names_kt_train(trained_store: Path) -> None:
                  "no run named 'ghost'", "kt train", "--name ghost")
 
 
-def test_compare_with_unevaluated_run_names_kt_eval(trained_store: Path) -> None:
-    assert_fails(kt("compare", "base", "noeval", "--store", trained_store), 1,
-                 "Run 'noeval' has not been evaluated", "kt eval noeval")
+@pytest.mark.parametrize("order", [("base", "noeval"), ("noeval", "base")])
+def test_compare_with_unevaluated_run_names_kt_eval(trained_store: Path, order: tuple[str, str]) -> None:
+    message = assert_fails(kt("compare", *order, "--store", trained_store), 1,
+                           "Run 'noeval' has", "Create it with: kt eval noeval")
+    assert "evaluat" in message.split("Create it with")[0]
 
 
 def test_compare_with_unknown_run(trained_store: Path) -> None:

@@ -192,3 +192,22 @@ def test_kt_flags_on_the_command_line_do_not_reach_recbole(store_path, tmp_path,
     assert session.parts.config["learning_rate"] == 0.001
     assert session.parts.config["seed"] == 42
     assert sys.argv[2] == "--epochs=999"  # restored
+
+
+def test_resume_across_a_phase_boundary_keeps_the_distilled_weights(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(trainer_module, "CHECKPOINT_SECONDS", 1e9)  # only the phase-end checkpoint
+    config = TrainConfig(model="multvae", distill_epochs=2, finetune_epochs=2, patience=10)
+    reference = tmp_path / "ref" / "kt.duckdb"
+    train(reference, config, "r")
+    path = tmp_path / "cut" / "kt.duckdb"
+
+    def stop(record) -> None:
+        if record.phase == "finetune":
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        train(path, config, "r", on_epoch=stop)
+    assert train(path, config, "r").status == "resumed"
+    with Store.open(path) as store, Store.open(reference) as ref:
+        cols = ["phase", "epoch", "valid_metric"]
+        assert store.epochs("r")[cols].equals(ref.epochs("r")[cols])

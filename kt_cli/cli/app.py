@@ -15,7 +15,8 @@ from kt_cli.errors import KtError
 
 app = typer.Typer(
     name="kt",
-    help="Transfer knowledge from LLMs into collaborative-filtering recommenders (LLM-KT on RecBole).",
+    help="Transfer knowledge from LLMs into collaborative-filtering recommenders (LLM-KT on RecBole). "
+    "Every stage reads and writes one DuckDB store: ./kt.duckdb, or --store PATH / KT_STORE.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -57,7 +58,7 @@ def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    """Stages read and write one DuckDB store (default ./kt.duckdb; --store or KT_STORE to change)."""
+    """kt: one subcommand per pipeline stage."""
 
 
 data_app = typer.Typer(help="Datasets: list, register atomic files, import raw Amazon dumps.",

@@ -10,6 +10,7 @@ from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, stdout, table
 from kt_cli.errors import UsageError
 from kt_cli.evaluation.compare import ALPHA, Comparison, compare_runs
+from kt_cli.evaluation.settings import EvalSettings, parse_ks
 from kt_cli.store import Store
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -34,6 +35,9 @@ def compare(
     max_train: Annotated[Optional[int], typer.Option(
         help="Only users with fewer training interactions (e.g. 20 for sparse users).")] = None,
     metrics: Annotated[Optional[str], typer.Option(help="Only these metrics, e.g. ndcg,recall.")] = None,
+    k: Annotated[str, typer.Option("--k", help="Cut-offs the runs were evaluated with.")] = "5,10,20",
+    mode: Annotated[str, typer.Option(help="Evaluation mode the runs were evaluated with.")] = "full",
+    part: Annotated[str, typer.Option(help="Split part the runs were evaluated on.")] = "test",
     store: options.Store = options.DEFAULT_STORE,
     json: options.Json = False,
 ) -> None:
@@ -42,7 +46,8 @@ def compare(
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not '{format}'.")
     with Store.open(store) as db:
-        result = compare_runs(db, runs, test=test, max_train=max_train,
+        result = compare_runs(db, runs, EvalSettings(ks=parse_ks(k), mode=mode, part=part), test=test,
+                              max_train=max_train,
                               metrics=metrics.split(",") if metrics else None)
     header = ["metric"] + result.runs + ["p-value"]
     caption = (f"{result.dataset}, split {result.split_id}, {result.settings['part']} "

@@ -6,15 +6,7 @@ import typer
 
 from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note, table
-from kt_cli.errors import UsageError
-from kt_cli.evaluation.settings import EvalSettings
-
-
-def _ks(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(k) for k in text.split(","))
-    except ValueError as e:
-        raise UsageError(f"--k takes cut-offs like 5,10,20, not '{text}'.") from e
+from kt_cli.evaluation.settings import EvalSettings, parse_ks
 
 
 def eval_runs(
@@ -30,7 +22,7 @@ def eval_runs(
     json: options.Json = False,
 ) -> None:
     """Evaluate runs: NDCG, Hit, Recall, MRR, Precision at each K, for all users and the sparse slice."""
-    settings = EvalSettings(ks=_ks(k), mode=mode, part=part, sparse_below=sparse_below, seed=seed)
+    settings = EvalSettings(ks=parse_ks(k), mode=mode, part=part, sparse_below=sparse_below, seed=seed)
     from kt_cli.evaluation.evaluate import evaluate_run  # torch and RecBole: only when evaluating
 
     results = [evaluate_run(store, run, settings, threads=threads, force=force) for run in runs]

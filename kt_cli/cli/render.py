@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 stdout = Console(soft_wrap=True)
-stderr = Console(stderr=True)
+stderr = Console(stderr=True, soft_wrap=True)  # an error is one paragraph, not hard-wrapped lines
 
 
 def _jsonable(value: Any) -> Any:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kt_cli.errors import MissingInputError, UsageError
+from kt_cli.evaluation.settings import EvalSettings
 from kt_cli.store import Store
 
 TESTS = ("ttest", "bootstrap")
@@ -65,14 +66,11 @@ def paired_test(base: np.ndarray, other: np.ndarray, test: str, seed: int = 0) -
 
 
 def compare_runs(
-    store: Store, names: list[str], *, test: str = "ttest", max_train: int | None = None,
-    metrics: list[str] | None = None,
+    store: Store, names: list[str], settings: EvalSettings = EvalSettings(), *, test: str = "ttest",
+    max_train: int | None = None, metrics: list[str] | None = None,
 ) -> Comparison:
-    """Compare runs on the settings of the first run's latest evaluation.
-
-    Every other run must have an evaluation with exactly those settings; ``max_train`` keeps only
-    users with fewer training interactions (the sparse slice).
-    """
+    """Compare runs evaluated with ``settings``; ``max_train`` keeps only users with fewer training
+    interactions (the sparse slice)."""
     if test not in TESTS:
         raise UsageError(f"--test must be one of {', '.join(TESTS)}, not '{test}'.")
     if len(names) < 1:
@@ -84,24 +82,23 @@ def compare_runs(
             raise MissingInputError(f"There is no run named '{name}'. Runs: {', '.join(store.run_names()) or 'none'}.",
                                     f"kt train ... --name {name}")
         runs.append(run)
-    latest = store.latest_evaluation(names[0])
-    if latest is None:
-        raise MissingInputError(f"Run '{names[0]}' has not been evaluated.", f"kt eval {names[0]}")
-    first, first_settings = runs[0], latest[1]
-    eval_ids = [latest[0]]
-    for run in runs[1:]:
+    key = settings.to_dict()
+    eval_ids = []
+    first = runs[0]
+    for run in runs:
         if (run.dataset, run.split_id) != (first.dataset, first.split_id):
             raise UsageError(
                 f"Runs '{first.name}' and '{run.name}' were trained on different data "
                 f"({first.dataset} split {first.split_id} vs {run.dataset} split {run.split_id}); "
                 "their metrics cannot be compared user by user. Retrain with the same --dataset and --split."
             )
-        eval_id = store.evaluation_id(run.name, first_settings)
+        eval_id = store.evaluation_id(run.name, key)
         if eval_id is None:
             raise MissingInputError(
-                f"Run '{run.name}' has no evaluation with the settings of '{first.name}' ({first_settings}).",
-                f"kt eval {run.name} --k {','.join(map(str, first_settings['ks']))} --mode "
-                f"{first_settings['mode']} --part {first_settings['part']}",
+                f"Run '{run.name}' has no {settings.part} evaluation with mode {settings.mode} and "
+                f"k {','.join(map(str, key['ks']))}.",
+                f"kt eval {run.name} --mode {settings.mode} --part {settings.part} "
+                f"--k {','.join(map(str, key['ks']))} --sparse-below {settings.sparse_below} --seed {settings.seed}",
             )
         eval_ids.append(eval_id)
     frames = [store.eval_users(eval_id) for eval_id in eval_ids]
@@ -118,7 +115,7 @@ def compare_runs(
     if len(users) == 0:
         raise UsageError(f"No evaluated user falls in the slice {slice_name}; widen --max-train.")
     labels = [c for c in _ordered(tables[0].columns) if metrics is None or c.split("@")[0] in metrics]
-    comparison = Comparison(names, first.dataset, first.split_id, first_settings, slice_name, len(users), test)
+    comparison = Comparison(names, first.dataset, first.split_id, key, slice_name, len(users), test)
     for label in labels:
         base = tables[0].loc[users, label].to_numpy()
         cells = [Cell(float(base.mean()))]

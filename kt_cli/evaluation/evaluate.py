@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kt_cli.errors import MissingInputError
+from kt_cli.errors import MissingInputError, UsageError
 from kt_cli.evaluation.ranking import evaluate_users
 from kt_cli.evaluation.settings import PARTS, EvalSettings
 from kt_cli.store import Store
@@ -56,6 +56,12 @@ def evaluate_run(store_path: Path, run: str, settings: EvalSettings = EvalSettin
             return EvalResult(run, eval_id, True, store.eval_metrics(eval_id), 0.0)
         config = TrainConfig.from_dict(row.config)
         inputs = read_inputs(store, config, with_knowledge=False)
+        if inputs.split_id != row.split_id:
+            raise UsageError(
+                f"Dataset {config.dataset} has changed since run '{run}' was trained (its split "
+                f"{row.split_id} no longer exists), so its test users cannot be recovered. Retrain it "
+                "with kt train ... --force."
+            )
         folder = run_dir(store, run)
     started = time.perf_counter()
     torch.set_num_threads(threads)

@@ -20,6 +20,14 @@ def parse_mode(mode: str) -> tuple[str, int]:
     return match.group(1), int(match.group(2))
 
 
+def parse_ks(text: str) -> tuple[int, ...]:
+    """``"5,10,20"`` -> (5, 10, 20)."""
+    try:
+        return tuple(int(k) for k in text.split(","))
+    except ValueError as e:
+        raise UsageError(f"--k takes cut-offs like 5,10,20, not '{text}'.") from e
+
+
 PARTS = {"valid": 1, "test": 2}
 
 

@@ -107,9 +107,10 @@ def reduce_set(
             f"There is no knowledge set '{parent}' for dataset {dataset} (sets: {names}).",
             f"kt embed --dataset {dataset} --from-file FILE --name {parent}",
         )
-    if not 1 <= dim <= min(source.dim, source.n_vectors - 2 if method == "umap" else source.n_vectors):
+    limit = min(source.dim, source.n_vectors - 2 if method == "umap" else source.n_vectors)
+    if not 1 <= dim <= limit:
         raise UsageError(
-            f"--dim must be between 1 and {min(source.dim, source.n_vectors)} for set '{parent}' "
+            f"--dim must be between 1 and {limit} for {method} on set '{parent}' "
             f"({source.n_vectors} vectors of {source.dim} dimensions), got {dim}."
         )
     name = name or f"{parent}-{method}{dim}"

@@ -14,6 +14,7 @@ from typing import Any
 
 from kt_cli.datasets.splits import SplitSpec
 from kt_cli.errors import UsageError
+from kt_cli.training.models import get_model_spec
 
 PROJECTIONS = ("truncate", "linear")
 RECON_LOSSES = ("rmse", "cosine")
@@ -47,6 +48,8 @@ class TrainConfig:
     recbole: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # Canonical registry key, so --model NeuMF and --model neumf are the same run.
+        object.__setattr__(self, "model", get_model_spec(self.model).key)
         if not 0 <= self.alpha <= 1:
             raise UsageError(f"--alpha must be between 0 and 1, got {self.alpha}.")
         if self.recon_loss not in RECON_LOSSES:
@@ -57,6 +60,11 @@ class TrainConfig:
             raise UsageError("--distill-epochs and --finetune-epochs must be >= 0 and not both 0.")
         if self.patience < 1:
             raise UsageError(f"--patience must be at least 1, got {self.patience}.")
+        if self.inject_layer is not None and self.inject_layer.partition(":")[2] not in ("", "input", "output"):
+            raise UsageError(
+                f"--inject-layer '{self.inject_layer}': the part after ':' must be 'input' or 'output', "
+                f"not '{self.inject_layer.partition(':')[2]}'."
+            )
         if self.knowledge is None and self.inject_layer is not None:
             raise UsageError("--inject-layer needs --knowledge: without knowledge vectors nothing is injected.")
         reserved = sorted(RESERVED_KEYS & set(self.recbole))

@@ -67,6 +67,14 @@ def default_run_name(config: TrainConfig) -> str:
     return f"{config.model}-{'kt' if config.knowledge else 'base'}-{config.digest()[:6]}"
 
 
+def run_digest(store: Store, config: TrainConfig) -> str:
+    """The config's hash, plus the knowledge set's creation time: a set re-imported under the same
+    name is different input, so a run on it must not be reused."""
+    row = store.knowledge_set(config.dataset, config.knowledge) if config.knowledge else None
+    stamp = row.created_at.isoformat() if row else ""
+    return hashlib.sha256(f"{config.digest()}|{stamp}".encode()).hexdigest()[:16]
+
+
 def library_versions() -> dict[str, str]:
     import duckdb
     import recbole
@@ -138,8 +146,8 @@ def train(
 ) -> TrainResult:
     """Train (or resume, or reuse) the run ``name`` for ``config``; returns its summary."""
     name = name or default_run_name(config)
-    digest = config.digest()
     with Store.open(store_path) as store:
+        digest = run_digest(store, config)
         existing = store.run(name)
         if existing and not force:
             if existing.config_hash != digest:
@@ -164,7 +172,7 @@ def train(
     folder.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads)
     try:
-        summary, resumed = _fit(store_path, name, config, inputs, folder, on_epoch)
+        summary, resumed = _fit(store_path, name, config, inputs, folder, digest, on_epoch)
     except KeyboardInterrupt as e:
         with Store.open(store_path) as store:
             store.finish_run(name, "interrupted", {}, error="interrupted")
@@ -182,7 +190,7 @@ def train(
 
 
 def _fit(
-    store_path: Path, name: str, config: TrainConfig, inputs: Any, folder: Path,
+    store_path: Path, name: str, config: TrainConfig, inputs: Any, folder: Path, digest: str,
     on_epoch: Callable[[EpochRecord], None] | None,
 ) -> tuple[dict[str, Any], bool]:
     started = time.perf_counter()
@@ -200,12 +208,17 @@ def _fit(
 
     first = "distill" if session.capture is not None else "train"
     phases = [(first, config.distill_epochs), ("finetune", config.finetune_epochs)]
-    checkpoint = _Checkpoint(folder / "checkpoint.pt", config.digest())
+    checkpoint = _Checkpoint(folder / "checkpoint.pt", digest)
     state = checkpoint.load()
     resumed = state is not None
     log: list[dict[str, Any]] = state["log"] if state else []
     phase_results: list[dict[str, Any]] = state["phase_results"] if state else []
     recon_params = list(session.recon.parameters()) if session.recon is not None else []
+    if state:  # weights as of the checkpoint: mid-phase, or the best of the last finished phase
+        model.load_state_dict(state["model"])
+        if session.recon is not None and state["recon"] is not None:
+            session.recon.load_state_dict(state["recon"])
+        _restore_rng(session, state["rng"])
 
     def flush(position: dict[str, Any]) -> None:
         checkpoint.save({**position, "log": log, "phase_results": phase_results})
@@ -222,13 +235,9 @@ def _fit(
         best = {"score": -np.inf, "epoch": -1, "model": copy.deepcopy(model.state_dict()),
                 "recon": copy.deepcopy(session.recon.state_dict()) if session.recon else None}
         start_epoch, bad = 0, 0
-        if state and state["phase"] == phase_index:
-            model.load_state_dict(state["model"])
-            if session.recon is not None and state["recon"] is not None:
-                session.recon.load_state_dict(state["recon"])
+        if state and state["phase"] == phase_index and state["epoch"] >= 0:
             optimizer.load_state_dict(state["optimizer"])
             best, start_epoch, bad = state["best"], state["epoch"] + 1, state["bad"]
-            _restore_rng(session, state["rng"])
         state = None
         last_flush = time.perf_counter()
         epoch = start_epoch - 1
@@ -286,7 +295,8 @@ def _fit(
             session.recon.load_state_dict(best["recon"])
         phase_results.append({"phase": phase, "best_valid": best["score"], "best_epoch": best["epoch"],
                               "epochs": epoch + 1})
-        flush({"phase": phase_index + 1, "epoch": -1})
+        flush({"phase": phase_index + 1, "epoch": -1, "model": model.state_dict(),
+               "recon": session.recon.state_dict() if session.recon else None, "rng": _rng_state(session)})
 
     torch.save({"model": model.state_dict(),
                 "projection": session.recon.state_dict() if session.recon else None},
