@@ -76,6 +76,21 @@ def import_vectors(
                         len(known) - len(kept))
 
 
+def import_metadata_vectors(store: Store, dataset: str, name: str) -> ImportReport:
+    """Store the no-LLM metadata vectors of ``dataset`` (see :mod:`kt_cli.knowledge.metadata`)."""
+    from kt_cli.knowledge.metadata import metadata_vectors
+
+    existing = store.knowledge_set(dataset, name)
+    known = store.entity_ids(dataset, "user") if existing else set()
+    if existing and existing.source == "metadata":
+        return ImportReport(existing, True, existing.n_vectors, 0, 0, len(known) - existing.n_vectors)
+    ids, vectors, columns = metadata_vectors(store, dataset)
+    row = KnowledgeSetRow(dataset, name, "user", vectors.shape[1], len(ids), "metadata", "genre-era-shares",
+                          {"columns": columns}, None, _now())
+    store.save_knowledge_set(row, ids, vectors)
+    return ImportReport(row, False, len(ids), 0, 0, 0)
+
+
 def _reduce_matrix(vectors: np.ndarray, method: str, dim: int, seed: int) -> np.ndarray:
     if method == "pca":
         from sklearn.decomposition import PCA
