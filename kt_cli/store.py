@@ -275,8 +275,7 @@ class Store:
             self._insert_frame("users", users.assign(dataset=row.name))
 
     def _delete_dataset(self, name: str) -> None:
-        for table in ("datasets",):
-            self._con.execute(f"DELETE FROM {table} WHERE name = ?", [name])
+        self._con.execute("DELETE FROM datasets WHERE name = ?", [name])
         for table in ("interactions", "items", "users", "splits", "knowledge_sets", "knowledge_vectors"):
             self._con.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])
         self._con.execute("DELETE FROM split_rows WHERE split_id NOT IN (SELECT split_id FROM splits)")

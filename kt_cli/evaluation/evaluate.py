@@ -18,7 +18,6 @@ import pandas as pd
 import torch
 
 from kt_cli.errors import MissingInputError, UsageError
-from kt_cli.evaluation.ranking import evaluate_users
 from kt_cli.evaluation.settings import PARTS, EvalSettings
 from kt_cli.store import Store
 from kt_cli.training.config import TrainConfig
@@ -69,11 +68,7 @@ def evaluate_run(store_path: Path, run: str, settings: EvalSettings = EvalSettin
     weights = torch.load(folder / "model.pt", map_location=session.parts.device, weights_only=True)
     session.model.load_state_dict(weights["model"])
     truth = session.truth(PARTS[settings.part])
-    values = evaluate_users(
-        session.model, truth, n_items=session.parts.num("item"), uid=session.parts.user_field,
-        iid=session.parts.item_field, make_interaction=session.make_interaction, ks=settings.ks,
-        mode=settings.mode, popularity=session.item_popularity(), seed=settings.seed,
-    )
+    values = session.evaluate(truth, settings.ks, mode=settings.mode, seed=settings.seed)
     external = session.parts.external_ids("user")[truth.users]
     counts = session.n_train()
     n_train = np.array([counts.get(int(u), 0) for u in truth.users])

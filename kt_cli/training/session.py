@@ -6,6 +6,7 @@ run is evaluated on exactly the split and id mapping it was trained on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import torch
 
 from kt_cli.datasets.splits import ensure_split, export_for_recbole
 from kt_cli.errors import MissingInputError, TrainingError
-from kt_cli.evaluation.ranking import Truth, build_truth
+from kt_cli.evaluation.ranking import Truth, build_truth, evaluate_users
 from kt_cli.store import Store
 from kt_cli.training import recbole_adapter
 from kt_cli.training.config import TrainConfig
@@ -100,8 +101,14 @@ class Session:
     def item_popularity(self) -> np.ndarray:
         return np.bincount(self._items[self._parts == 0], minlength=self.parts.num("item"))
 
-    def make_interaction(self, fields: dict[str, torch.Tensor]):
-        return recbole_adapter.interaction(fields)
+    def evaluate(self, truth: Truth, ks: Sequence[int], *, mode: str = "full", seed: int = 0
+                 ) -> dict[tuple[str, int], np.ndarray]:
+        """Per-user ranking metrics of the current weights on ``truth`` (see evaluation.ranking)."""
+        return evaluate_users(
+            self.model, truth, n_items=self.parts.num("item"), uid=self.parts.user_field,
+            iid=self.parts.item_field, make_interaction=recbole_adapter.interaction, ks=ks, mode=mode,
+            popularity=self.item_popularity() if mode != "full" else None, seed=seed,
+        )
 
     def attach_knowledge(self) -> None:
         """Hook the layer and set up targets; checks the layer's width on one dry batch."""

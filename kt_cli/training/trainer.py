@@ -28,7 +28,6 @@ import torch
 
 from kt_cli import __version__
 from kt_cli.errors import Interrupted, UsageError
-from kt_cli.evaluation.ranking import evaluate_users
 from kt_cli.store import RunRow, Store, _now
 from kt_cli.training.config import TrainConfig
 from kt_cli.training.session import Session, read_inputs
@@ -201,10 +200,7 @@ def _fit(
     model = session.model
 
     def validate() -> float:
-        values = evaluate_users(
-            model, valid_truth, n_items=session.parts.num("item"), uid=session.parts.user_field,
-            iid=session.parts.item_field, make_interaction=session.make_interaction, ks=[k])
-        return float(values[(metric, k)].mean())
+        return float(session.evaluate(valid_truth, [k])[(metric, k)].mean())
 
     first = "distill" if session.capture is not None else "train"
     phases = [(first, config.distill_epochs), ("finetune", config.finetune_epochs)]
