@@ -65,3 +65,15 @@ class Interrupted(KtError):
     """Ctrl-C during long work; what was computed is kept and a rerun continues from it."""
 
     exit_code = 130
+
+
+class LLMError(KtError):
+    """An LLM or embedding server that cannot be reached, rejects the key or does not know the model."""
+
+
+class ModelFileError(KtError):
+    """A packaged model that is not installed, or a weights file whose checksum does not match."""
+
+
+class LLMRequestError(LLMError):
+    """The server refused one request (a 4xx other than auth/model errors): that profile is skipped."""

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from kt_cli.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_STORE = Path("kt.duckdb")
 
 # Numbered migrations; migration N brings a store from version N-1 to N. Never edit a released one.
@@ -63,6 +63,20 @@ MIGRATIONS: dict[int, str] = {
         n_users INTEGER);
     CREATE TABLE eval_users (eval_id VARCHAR, user_id VARCHAR, n_train INTEGER, metric VARCHAR,
         k INTEGER, value DOUBLE);
+    """,
+    2: """
+    CREATE TABLE llm_responses (key VARCHAR, version INTEGER, backend VARCHAR NOT NULL, model VARCHAR NOT NULL,
+        params JSON NOT NULL, prompt_hash VARCHAR NOT NULL, text VARCHAR NOT NULL, tokens_in INTEGER,
+        tokens_out INTEGER, seconds DOUBLE, finish_reason VARCHAR, created_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (key, version));
+    CREATE TABLE profile_sets (dataset VARCHAR, name VARCHAR, entity VARCHAR NOT NULL, template VARCHAR NOT NULL,
+        template_hash VARCHAR NOT NULL, rules JSON NOT NULL, backend VARCHAR NOT NULL, model VARCHAR NOT NULL,
+        params JSON NOT NULL, n_profiles INTEGER NOT NULL, n_missing INTEGER NOT NULL,
+        created_at TIMESTAMP NOT NULL, PRIMARY KEY (dataset, name));
+    CREATE TABLE profiles (dataset VARCHAR, set_name VARCHAR, entity_id VARCHAR, response_key VARCHAR,
+        response_version INTEGER);
+    CREATE TABLE text_embeddings (encoder VARCHAR, text_hash VARCHAR, vector FLOAT[],
+        PRIMARY KEY (encoder, text_hash));
     """,
 }
 
@@ -123,6 +137,28 @@ class RunRow:
     summary: dict[str, Any]
     versions: dict[str, Any]
     error: str | None
+
+
+@dataclass(frozen=True)
+class ProfileSetRow:
+    """A named set of LLM profiles (one text per user or item) and how they were asked for."""
+
+    dataset: str
+    name: str
+    entity: str
+    template: str
+    template_hash: str
+    rules: dict[str, Any]
+    backend: str
+    model: str
+    params: dict[str, Any]
+    n_profiles: int
+    n_missing: int
+    created_at: datetime
+
+
+RESPONSE_COLUMNS = ("key", "version", "backend", "model", "params", "prompt_hash", "text", "tokens_in",
+                    "tokens_out", "seconds", "finish_reason", "created_at")
 
 
 def _loads(value: str | None) -> Any:
@@ -383,6 +419,106 @@ class Store:
             return ids, np.zeros((0, 0), dtype=np.float32)
         values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
         return ids, values.reshape(len(ids), -1)
+
+    # ------------------------------------------------------------------ LLM responses and profiles
+    def latest_responses(self, keys: Sequence[str]) -> pd.DataFrame:
+        """The newest stored version of each of ``keys`` that has one (all response columns)."""
+        wanted = pa.table({"key": pa.array(list(keys), pa.string())})
+        self._con.register("_kt_keys", wanted)
+        try:
+            return self._con.execute(
+                "SELECT r.* FROM llm_responses r JOIN _kt_keys USING (key) "
+                "QUALIFY version = MAX(version) OVER (PARTITION BY key)"
+            ).df()
+        finally:
+            self._con.unregister("_kt_keys")
+
+    def add_response(self, response: dict[str, Any]) -> int:
+        """Store one answer as the next version of its key (never overwrites); returns the version."""
+        values = [response[c] for c in RESPONSE_COLUMNS if c != "version"]
+        values[RESPONSE_COLUMNS.index("params") - 1] = json.dumps(response["params"], sort_keys=True)
+        row = self._one(
+            "INSERT INTO llm_responses SELECT $1, COALESCE((SELECT MAX(version) FROM llm_responses "
+            "WHERE key = $1), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 RETURNING version",
+            values,
+        )
+        return int(row[0])
+
+    def import_responses(self, frame: pd.DataFrame) -> int:
+        """Add responses whose key is not stored yet (as version 1); returns how many were new."""
+        with self.transaction():
+            self._con.register("_kt_frame", frame)
+            try:
+                before = self._one("SELECT COUNT(*) FROM llm_responses")[0]
+                self._con.execute(
+                    "INSERT INTO llm_responses BY NAME SELECT f.* EXCLUDE (version), 1 AS version "
+                    "FROM _kt_frame f WHERE f.key NOT IN (SELECT key FROM llm_responses)"
+                )
+                return self._one("SELECT COUNT(*) FROM llm_responses")[0] - before
+            finally:
+                self._con.unregister("_kt_frame")
+
+    def save_profile_set(self, row: ProfileSetRow, entries: pd.DataFrame) -> None:
+        """Replace the named set; ``entries`` has entity_id, response_key, response_version."""
+        frame = entries.assign(dataset=row.dataset, set_name=row.name)
+        with self.transaction():
+            self._con.execute("DELETE FROM profiles WHERE dataset = ? AND set_name = ?", [row.dataset, row.name])
+            self._con.execute("DELETE FROM profile_sets WHERE dataset = ? AND name = ?", [row.dataset, row.name])
+            self._con.execute(
+                "INSERT INTO profile_sets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [row.dataset, row.name, row.entity, row.template, row.template_hash, json.dumps(row.rules),
+                 row.backend, row.model, json.dumps(row.params, sort_keys=True), row.n_profiles, row.n_missing,
+                 row.created_at],
+            )
+            self._insert_frame("profiles", frame)
+
+    def profile_sets(self, dataset: str | None = None) -> list[ProfileSetRow]:
+        rows = self._con.execute(
+            "SELECT * FROM profile_sets WHERE ? IS NULL OR dataset = ? ORDER BY dataset, name", [dataset, dataset]
+        ).fetchall()
+        return [ProfileSetRow(r[0], r[1], r[2], r[3], r[4], _loads(r[5]), r[6], r[7], _loads(r[8]), r[9], r[10],
+                              r[11]) for r in rows]
+
+    def profile_set(self, dataset: str, name: str) -> ProfileSetRow | None:
+        return next((r for r in self.profile_sets(dataset) if r.name == name), None)
+
+    def profiles(self, dataset: str, name: str) -> pd.DataFrame:
+        """One row per profile: entity_id and every column of its stored response, in id order."""
+        return self._con.execute(
+            "SELECT p.entity_id, r.* FROM profiles p JOIN llm_responses r "
+            "ON r.key = p.response_key AND r.version = p.response_version "
+            "WHERE p.dataset = ? AND p.set_name = ? ORDER BY p.entity_id",
+            [dataset, name],
+        ).df()
+
+    # ------------------------------------------------------------------ text embeddings
+    def text_embeddings(self, encoder: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Cached vectors of ``encoder`` for the texts with these hashes (those that have one)."""
+        wanted = pa.table({"text_hash": pa.array(list(hashes), pa.string())})
+        self._con.register("_kt_keys", wanted)
+        try:
+            table = self._con.sql(
+                "SELECT t.text_hash, t.vector FROM text_embeddings t JOIN _kt_keys USING (text_hash) "
+                "WHERE t.encoder = $1", params=[encoder]
+            ).to_arrow_table()
+        finally:
+            self._con.unregister("_kt_keys")
+        vectors = table.column("vector").to_pylist()
+        return {h: np.asarray(v, dtype=np.float32) for h, v in zip(table.column("text_hash").to_pylist(), vectors)}
+
+    def save_text_embeddings(self, encoder: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        """Cache vectors by (encoder, text hash); already cached hashes are left as they are."""
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+        table = pa.table({
+            "encoder": pa.array([encoder] * len(hashes), pa.string()),
+            "text_hash": pa.array(list(hashes), pa.string()),
+            "vector": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]).cast(pa.list_(pa.float32())),
+        })
+        self._con.register("_kt_frame", table)
+        try:
+            self._con.execute("INSERT OR IGNORE INTO text_embeddings SELECT * FROM _kt_frame")
+        finally:
+            self._con.unregister("_kt_frame")
 
     # ------------------------------------------------------------------ runs
     def run(self, name: str) -> RunRow | None:

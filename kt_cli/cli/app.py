@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from kt_cli import __version__
-from kt_cli.cli import compare, data, embed, evaluate, knowledge, reduce, runs, train
+from kt_cli.cli import compare, data, embed, evaluate, knowledge, profile, reduce, runs, train
 from kt_cli.cli.render import stderr
 from kt_cli.errors import KtError
 
@@ -72,6 +72,7 @@ for name, command in [
 app.add_typer(data_app, name="data")
 
 for name, command in [
+    ("profile", profile.profile),
     ("embed", embed.embed),
     ("knowledge", knowledge.knowledge),
     ("reduce", reduce.reduce),

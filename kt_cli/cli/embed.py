@@ -1,33 +1,49 @@
 """``kt embed``: bring knowledge vectors into the store as a named set."""
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from kt_cli.cli import options
-from kt_cli.cli.render import emit_json, note
+from kt_cli.cli.render import emit_json, note, stderr
 from kt_cli.errors import UsageError
+from kt_cli.knowledge.encoders import DEFAULT_ENCODER, make_encoder
 from kt_cli.knowledge.sets import import_metadata_vectors, import_vectors
+from kt_cli.knowledge.texts import embed_profiles
 from kt_cli.store import Store
 
 
 def embed(
-    name: Annotated[str, typer.Option(help="Name of the knowledge set to create.")],
+    profiles: Annotated[Optional[str], typer.Option(
+        "--profiles", help="Embed this profile set (from kt profile) with --encoder.")] = None,
     from_file: Annotated[Optional[Path], typer.Option(
         "--from-file", help="Vectors: .npz (ids, embeddings), .npy + .ids.txt, .parquet, .json or .jsonl.")] = None,
     from_metadata: Annotated[bool, typer.Option(
         "--from-metadata", help="No-LLM vectors: shares of liked/disliked genres and release decades.")] = False,
+    name: Annotated[Optional[str], typer.Option(
+        help="Name of the knowledge set [default: <profile-set>-<encoder>; required for files and metadata].")] = None,
+    encoder: Annotated[str, typer.Option(
+        help="Text encoder: minilm (all-MiniLM-L6-v2, offline) or openai:MODEL.")] = DEFAULT_ENCODER,
+    base_url: Annotated[str, typer.Option(envvar="KT_BASE_URL", help="openai:MODEL encoders: the server's /v1 URL; "
+                                          "key from KT_API_KEY or OPENAI_API_KEY.")] = "https://api.openai.com/v1",
     dataset: options.Dataset = "ml-100k",
-    entity: Annotated[str, typer.Option(help="Whose vectors these are: user or item.")] = "user",
+    entity: options.Entity = "user",
     skip_invalid: Annotated[bool, typer.Option(
         help="Import the valid rows and report the rest, instead of refusing the file.")] = False,
+    threads: options.Threads = 1,
     store: options.Store = options.DEFAULT_STORE,
     json: options.Json = False,
 ) -> None:
-    """Store knowledge vectors (one per user or item) as a named set: from a file, or from metadata."""
-    if (from_file is None) == (not from_metadata):
-        raise UsageError("Give exactly one source: --from-file FILE or --from-metadata.")
+    """Store knowledge vectors (one per user or item) as a named set: embedded profiles, a file, or metadata."""
+    if sum([profiles is not None, from_file is not None, from_metadata]) != 1:
+        raise UsageError("Give exactly one source: --profiles SET, --from-file FILE or --from-metadata.")
+    if profiles is not None:
+        return _embed_profiles(profiles, name, encoder, base_url, dataset, threads, store, json)
+    if name is None:
+        raise UsageError("--name is required with --from-file and --from-metadata.")
     with Store.open(store) as db:
         report = (import_metadata_vectors(db, dataset, name) if from_metadata else
                   import_vectors(db, dataset, from_file, name, entity=entity, skip_invalid=skip_invalid))
@@ -41,3 +57,25 @@ def embed(
     note(f"{verb} knowledge set '{report.set.name}': {report.set.n_vectors} {entity} vectors of "
          f"{report.set.dim} dims; skipped {report.invalid_rows} invalid rows and {report.unknown_ids} "
          f"unknown ids; {report.without_vector} {entity}s of {dataset} have no vector.")
+
+
+def _embed_profiles(profiles: str, name: Optional[str], encoder: str, base_url: str, dataset: str, threads: int,
+                    store: Path, json: bool) -> None:
+    model = make_encoder(encoder, base_url=base_url, threads=threads,
+                         api_key=os.environ.get("KT_API_KEY") or os.environ.get("OPENAI_API_KEY"))
+    with Store.open(store) as db, Progress(
+            TextColumn("embed"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+            console=stderr, disable=json) as bar:
+        task = bar.add_task("embed", total=None)
+        report = embed_profiles(db, dataset, profiles, model, name=name,
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+    row = report.set
+    summary = {"set": row.name, "dataset": dataset, "entity": row.entity, "dim": row.dim, "vectors": row.n_vectors,
+               "cached": report.cached, "encoded": report.encoded, "reused": report.reused,
+               "empty_profiles": report.empty, f"{row.entity}s_without_vector": report.without_vector}
+    if json:
+        return emit_json(summary)
+    verb = "Already stored" if report.cached else "Stored"
+    note(f"{verb} knowledge set '{row.name}': {row.n_vectors} {row.entity} vectors of {row.dim} dims "
+         f"({report.encoded} texts encoded, {report.reused} from cache); {report.empty} empty profiles skipped; "
+         f"{report.without_vector} {row.entity}s of {dataset} have no profile vector.")

@@ -18,3 +18,16 @@ Threads = Annotated[
 Force = Annotated[bool, typer.Option("--force", help="Recompute even if a stored result exists.")]
 
 DEFAULT_STORE = Path("kt.duckdb")
+
+
+def _default_profiles_cache() -> Path:
+    """The repository's profiles_cache/ for a source checkout, else ./profiles_cache."""
+    beside_package = Path(__file__).resolve().parents[2] / "profiles_cache"
+    return beside_package if beside_package.is_dir() else Path("profiles_cache")
+
+
+ProfilesCache = Annotated[Path, typer.Option(
+    "--profiles-cache", envvar="KT_PROFILES_CACHE",
+    help="Folder of shareable profile files read before any LLM call [default: the checkout's profiles_cache/].")]
+DEFAULT_PROFILES_CACHE = _default_profiles_cache()
+Entity = Annotated[str, typer.Option("--entity", help="Whose profiles or vectors: user or item.")]

@@ -7,39 +7,19 @@ has years. It is the same information an LLM-KT prompt shows the LLM, without th
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
+from kt_cli.datasets.fields import TOKEN_FIELDS, decade, genres
 from kt_cli.datasets.registry import ensure_dataset
 from kt_cli.errors import DataFormatError
 from kt_cli.store import Store
-
-TOKEN_FIELDS = ("class", "genre", "genres", "categories", "category")
-YEAR_FIELDS = ("release_year", "year")
-
-
-def _tokens(fields: dict[str, str]) -> list[str]:
-    for name in TOKEN_FIELDS:
-        if fields.get(name):
-            return [t for t in re.split(r"\s*\|\s*|\s+", fields[name]) if t]
-    return []
-
-
-def _decade(fields: dict[str, str]) -> str | None:
-    for name in YEAR_FIELDS:
-        match = re.search(r"(1[89]|20)\d\d", fields.get(name, "") or "")
-        if match:
-            return match.group(0)[:3] + "0s"
-    return None
-
 
 def metadata_vectors(store: Store, dataset: str) -> tuple[list[str], np.ndarray, list[str]]:
     """User ids, their vectors, and the name of each column."""
     ensure_dataset(store, dataset)
     items = store.item_fields(dataset)
-    tokens = {item: _tokens(fields) for item, fields in items.items()}
-    decades = {item: _decade(fields) for item, fields in items.items()}
+    tokens = {item: genres(fields) for item, fields in items.items()}
+    decades = {item: decade(fields) for item, fields in items.items()}
     vocab = sorted({t for ts in tokens.values() for t in ts})
     eras = sorted({d for d in decades.values() if d})
     if not vocab:

@@ -1,0 +1,94 @@
+"""``kt profile``: have an LLM write a taste profile for every user (or item), cached and resumable."""
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from kt_cli.cli import options
+from kt_cli.cli.render import emit_json, note, stderr
+from kt_cli.errors import UsageError
+from kt_cli.profiles import cache_files
+from kt_cli.profiles.backends import BackendSpec
+from kt_cli.profiles.generate import ProfileJob, generate_profiles
+from kt_cli.profiles.llm import Sampling
+from kt_cli.profiles.prompts import HistoryRules, domain_for, load_template
+from kt_cli.store import Store
+
+ModelCache = Path.home() / ".cache" / "kt" / "models"
+
+
+def profile(
+    dataset: options.Dataset = "ml-100k",
+    entity: options.Entity = "user",
+    llm: Annotated[str, typer.Option(help="local (llama.cpp in process) or openai (any compatible server).")] = "local",
+    model: Annotated[Optional[str], typer.Option(
+        help="local: a packaged model (qwen2.5-coder-1.5b, qwen2.5-coder-0.5b, smollm2-135m); openai: the "
+             "server's model name.")] = None,
+    gguf: Annotated[Optional[Path], typer.Option(help="local: a GGUF file instead of a packaged model.")] = None,
+    base_url: Annotated[str, typer.Option(envvar="KT_BASE_URL", help="openai: the server's /v1 URL. The key "
+                                          "comes from KT_API_KEY or OPENAI_API_KEY.")] = "http://127.0.0.1:8080/v1",
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once (openai).")] = 4,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for one answer before retrying.")] = 120.0,
+    template: Annotated[Optional[str], typer.Option(
+        help="Shipped prompt: movies, music or generic [default: from the dataset name].")] = None,
+    prompt: Annotated[Optional[Path], typer.Option(help="Your own template file (copy a shipped one).")] = None,
+    like_threshold: Annotated[float, typer.Option(help="Ratings at or above this are 'liked'.")] = 4.0,
+    dislike_threshold: Annotated[float, typer.Option(help="Ratings at or below this are 'disliked'.")] = 2.0,
+    token_budget: Annotated[int, typer.Option(help="Estimated tokens of history shown (most recent first).")] = 350,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
+    max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 160,
+    seed: options.Seed = 42,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N users/items (by id).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask again even if answers are stored; the "
+                                           "new answers are stored as new versions.")] = False,
+    name: Annotated[Optional[str], typer.Option(help="Profile set name [default: <entity>-<model>].")] = None,
+    export: Annotated[Optional[Path], typer.Option(
+        "--export", help="Also write the set to this JSONL file (or folder) for sharing.")] = None,
+    import_file: Annotated[Optional[Path], typer.Option(
+        "--import", help="Load a profile file (from kt profile --export) instead of generating.")] = None,
+    profiles_cache: options.ProfilesCache = options.DEFAULT_PROFILES_CACHE,
+    model_cache: Annotated[Path, typer.Option(envvar="KT_MODEL_CACHE", help="Where split packaged models are "
+                                              "assembled once.")] = ModelCache,
+    threads: options.Threads = 1,
+    store: options.Store = options.DEFAULT_STORE,
+    json: options.Json = False,
+) -> None:
+    """Write an LLM taste profile per user (or item); answers are cached, a rerun asks only what is missing."""
+    if import_file is not None:
+        with Store.open(store) as db:
+            row, added = cache_files.import_file(db, import_file, name)
+        return emit_json({"set": row.name, "profiles": row.n_profiles, "new_answers": added}) if json else note(
+            f"Imported profile set '{row.name}': {row.n_profiles} {row.entity} profiles ({added} new answers).")
+    if template and prompt:
+        raise UsageError("Give --template NAME or --prompt FILE, not both.")
+    spec = BackendSpec(llm, model, gguf, base_url, os.environ.get("KT_API_KEY") or os.environ.get("OPENAI_API_KEY"),
+                       timeout, threads, model_cache)
+    job = ProfileJob(dataset, entity, load_template(entity, domain=template or domain_for(dataset), path=prompt),
+                     spec.model_id, spec.kind, HistoryRules(like_threshold, dislike_threshold, token_budget),
+                     Sampling(temperature, 1.0, max_tokens, seed), limit, no_cache, name)
+    with Store.open(store) as db, Progress(
+            TextColumn("profiles"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, disable=json, transient=False) as bar:
+        task = bar.add_task("profiles", total=None, rate="")
+        report = generate_profiles(db, job, spec.open, concurrency=concurrency, cache_dir=profiles_cache,
+                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+        exported = cache_files.export_set(db, dataset, report.set.name, export) if export else None
+    summary = {"set": report.set.name, "dataset": dataset, "entity": entity, "model": job.model_id,
+               "template": job.template.name, "profiles": report.set.n_profiles, "missing": report.set.n_missing,
+               "requested": report.requested, "cache_hits": report.from_store + report.from_files,
+               "from_files": report.from_files, "calls": report.called, "failures": report.failed,
+               "retries": report.retries, "tokens_in": report.tokens_in, "tokens_out": report.tokens_out,
+               "call_seconds": round(report.call_seconds, 2), "exported": str(exported[0]) if exported else None}
+    if json:
+        return emit_json(summary)
+    note(f"Profile set '{report.set.name}': {report.set.n_profiles} {entity} profiles ({report.set.n_missing} "
+         f"{entity}s without one). Calls {report.called}, cache hits {summary['cache_hits']} (from files "
+         f"{report.from_files}), failures {report.failed}, retries {report.retries}, tokens in "
+         f"{report.tokens_in} / out {report.tokens_out}.")
+    for failure in report.failures[:5]:
+        note(f"  failed: {failure}")
+    if exported:
+        note(f"Exported {exported[1]} profiles to {exported[0]}.")

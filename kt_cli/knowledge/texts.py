@@ -1,0 +1,87 @@
+"""Knowledge sets from texts: embed a profile set (or any per-entity texts) with a text encoder.
+
+Vectors are cached by (encoder, text hash) and saved batch by batch, so an interrupted embed keeps
+what it finished and a profile set that shares most texts with another costs only the new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from kt_cli.errors import MissingInputError
+from kt_cli.knowledge.encoders import Encoder
+from kt_cli.store import KnowledgeSetRow, Store, _now
+
+BATCH = 256  # texts per encoder call and per store write
+
+
+@dataclass(frozen=True)
+class EmbedReport:
+    """What an embed produced and reused."""
+
+    set: KnowledgeSetRow
+    cached: bool
+    encoded: int  # texts sent to the encoder now
+    reused: int  # texts whose vector was cached
+    empty: int  # profiles with no text (skipped)
+    without_vector: int  # users/items of the dataset with no vector
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def embed_texts(store: Store, dataset: str, entity: str, ids: list[str], texts: list[str], encoder: Encoder, *,
+                name: str, source: str, params: dict[str, object],
+                progress: Callable[[int, int], None] | None = None) -> EmbedReport:
+    """Store one vector per non-empty text as knowledge set ``name``; unchanged inputs are not recomputed."""
+    keep = [i for i, t in enumerate(texts) if t.strip()]
+    empty = len(texts) - len(keep)
+    ids, texts = [ids[i] for i in keep], [texts[i] for i in keep]
+    hashes = [text_hash(t) for t in texts]
+    params = {**params, "encoder": encoder.name,
+              "texts_sha256": hashlib.sha256("".join(hashes).encode()).hexdigest()[:16]}
+    known = len(store.entity_ids(dataset, entity))
+    existing = store.knowledge_set(dataset, name)
+    if existing and existing.params == params:
+        return EmbedReport(existing, True, 0, len(ids), empty, known - existing.n_vectors)
+    vectors = store.text_embeddings(encoder.name, hashes)
+    reused = sum(1 for h in hashes if h in vectors)
+    todo = list(dict.fromkeys(h for h in hashes if h not in vectors))
+    text_of = dict(zip(hashes, texts))
+    if progress:
+        progress(len(hashes) - len(todo), len(hashes))
+    for start in range(0, len(todo), BATCH):
+        batch = todo[start:start + BATCH]
+        encoded = encoder.encode([text_of[h] for h in batch])
+        store.save_text_embeddings(encoder.name, batch, encoded)  # kept even if a later batch fails
+        vectors.update(zip(batch, encoded))
+        if progress:
+            progress(len(hashes) - len(todo) + start + len(batch), len(hashes))
+    if not hashes:
+        raise MissingInputError(f"No {entity} of {dataset} has a non-empty text to embed.",
+                                f"kt profile --dataset {dataset} --entity {entity}")
+    matrix = np.stack([vectors[h] for h in hashes])
+    row = KnowledgeSetRow(dataset, name, entity, int(matrix.shape[1]), len(ids), source, encoder.name, params,
+                          None, _now())
+    store.save_knowledge_set(row, ids, matrix)
+    return EmbedReport(row, False, len(todo), reused, empty, known - len(ids))
+
+
+def embed_profiles(store: Store, dataset: str, profile_set: str, encoder: Encoder, *, name: str | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> EmbedReport:
+    """Embed profile set ``profile_set``; the knowledge set is named ``<profile-set>-<encoder>`` by default."""
+    pset = store.profile_set(dataset, profile_set)
+    if pset is None:
+        available = ", ".join(p.name for p in store.profile_sets(dataset)) or "none yet"
+        raise MissingInputError(f"Profile set '{profile_set}' of {dataset} does not exist (available: {available}).",
+                                f"kt profile --dataset {dataset}")
+    frame = store.profiles(dataset, profile_set)
+    return embed_texts(store, dataset, pset.entity, frame["entity_id"].tolist(), frame["text"].tolist(), encoder,
+                       name=name or f"{profile_set}-{encoder.name.replace(':', '-')}", source="profiles",
+                       params={"profile_set": profile_set, "model": pset.model, "template_hash": pset.template_hash},
+                       progress=progress)

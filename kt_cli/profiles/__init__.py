@@ -1,0 +1,1 @@
+"""LLM profiles: prompts, LLM back-ends, the response cache and shareable profile files."""

@@ -1,0 +1,192 @@
+"""Profile generation: render one prompt per user (or item), answer it from the cache or an LLM.
+
+Every answer is written to the store the moment it arrives, keyed by a hash of (model, sampling
+parameters, rendered messages), so an interrupted run loses at most the requests in flight and a rerun
+asks only for what is missing. Shareable profile files (``profiles_cache/``) are read into the same
+cache before anything is asked. ``fresh=True`` (``--no-cache``) ignores answers stored before this call
+and adds new versions beside them; a later plain run uses the newest version of each answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from kt_cli.datasets.registry import ensure_dataset
+from kt_cli.errors import LLMRequestError, UsageError
+from kt_cli.profiles import cache_files
+from kt_cli.profiles.llm import ChatBackend, Completion, Sampling
+from kt_cli.profiles.prompts import HistoryRules, Messages, Template, item_values, prompt_hash, user_values
+from kt_cli.store import ProfileSetRow, Store, _now
+
+
+@dataclass(frozen=True)
+class ProfileRequest:
+    """One prompt to answer."""
+
+    entity_id: str
+    messages: Messages
+    prompt_hash: str
+    key: str
+
+
+@dataclass(frozen=True)
+class ProfileJob:
+    """What to ask, of which model, for which dataset; everything that decides the answers."""
+
+    dataset: str
+    entity: str
+    template: Template
+    model_id: str
+    backend: str
+    rules: HistoryRules = field(default_factory=HistoryRules)
+    sampling: Sampling = field(default_factory=Sampling)
+    limit: int | None = None
+    fresh: bool = False
+    name: str | None = None
+
+    @property
+    def set_name(self) -> str:
+        shipped = "." in self.template.name and "/" not in self.template.name
+        suffix = "" if shipped else f"-{self.template.digest[:8]}"
+        return self.name or f"{self.entity}-{self.model_id}{suffix}"
+
+
+@dataclass
+class ProfileReport:
+    """What a profile run asked, reused and spent."""
+
+    set: ProfileSetRow
+    requested: int = 0
+    from_store: int = 0
+    from_files: int = 0
+    called: int = 0
+    failed: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    retries: int = 0
+    call_seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+
+
+def request_key(model_id: str, sampling: Sampling, messages: Messages) -> str:
+    """The cache key of one LLM answer; the back-end (local or HTTP) is deliberately not part of it."""
+    blob = json.dumps({"model": model_id, "sampling": sampling.as_dict(), "messages": messages}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def build_requests(store: Store, job: ProfileJob) -> list[ProfileRequest]:
+    """One rendered prompt per user (or item) of the dataset, in id order, cut to ``job.limit``."""
+    ensure_dataset(store, job.dataset)
+    inter = store.interactions(job.dataset)
+    items = store.item_fields(job.dataset)
+    max_rating = float(inter["rating"].max()) if len(inter) else 5.0
+    column = "user_id" if job.entity == "user" else "item_id"
+    groups = dict(tuple(inter.groupby(column, sort=False)))
+    ids = sorted(groups, key=lambda i: (len(i), i))  # numeric-looking ids in numeric order
+    if job.limit is not None:
+        ids = ids[: job.limit]
+    requests = []
+    for entity_id in ids:
+        if job.entity == "user":
+            values = user_values(groups[entity_id], items, job.rules, max_rating, job.dataset)
+        else:
+            values = item_values(items.get(entity_id, {}), groups[entity_id]["rating"], max_rating, job.dataset)
+        messages = job.template.render(values)
+        requests.append(ProfileRequest(entity_id, messages, prompt_hash(messages),
+                                       request_key(job.model_id, job.sampling, messages)))
+    return requests
+
+
+Progress = Callable[[int, int], None]  # (answers done so far, total)
+
+
+async def _ask_all(backend: ChatBackend, job: ProfileJob, pending: list[ProfileRequest], concurrency: int,
+                   save: Callable[[ProfileRequest, Completion], None], report: ProfileReport) -> None:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(request: ProfileRequest) -> None:
+        async with gate:
+            try:
+                answer = await backend.complete(request.messages, job.sampling)
+            except LLMRequestError as e:
+                report.failed += 1
+                report.failures.append(f"{request.entity_id}: {e}")
+                return
+        save(request, answer)
+
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await backend.check()
+        tasks = [asyncio.create_task(one(r)) for r in pending]
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await backend.aclose()
+
+
+def generate_profiles(store: Store, job: ProfileJob, open_backend: Callable[[], ChatBackend], *,
+                      concurrency: int = 1, cache_dir: Path | None = None,
+                      progress: Progress | None = None) -> ProfileReport:
+    """Make (or reuse) the profile set ``job.set_name``; opens a back-end only if something is missing."""
+    if job.entity not in ("user", "item"):
+        raise UsageError(f"--entity must be 'user' or 'item', not '{job.entity}'.")
+    if concurrency < 1:
+        raise UsageError("--concurrency must be at least 1.")
+    requests = build_requests(store, job)
+    report = ProfileReport(set=None)  # type: ignore[arg-type]  # filled in at the end
+    report.requested = len(requests)
+    keys = [r.key for r in requests]
+    if not job.fresh and cache_dir is not None:
+        report.from_files = cache_files.load_matching(store, cache_dir, job.dataset, job.entity, set(keys))
+    started = _now()
+    stored = store.latest_responses(keys)
+    if job.fresh:
+        stored = stored[stored["created_at"] >= started]
+    answered = dict(zip(stored["key"], stored["version"]))
+    report.from_store = len(answered) - report.from_files
+    pending = [r for r in requests if r.key not in answered]
+    done = len(requests) - len(pending)
+    if progress:
+        progress(done, len(requests))
+
+    def save(request: ProfileRequest, answer: Completion) -> None:
+        nonlocal done
+        version = store.add_response({
+            "key": request.key, "backend": job.backend, "model": job.model_id, "params": job.sampling.as_dict(),
+            "prompt_hash": request.prompt_hash, "text": answer.text, "tokens_in": answer.tokens_in,
+            "tokens_out": answer.tokens_out, "seconds": answer.seconds, "finish_reason": answer.finish_reason,
+            "created_at": _now()})
+        answered[request.key] = version
+        report.called += 1
+        report.tokens_in += answer.tokens_in
+        report.tokens_out += answer.tokens_out
+        report.retries += answer.attempts - 1
+        report.call_seconds += answer.seconds
+        done += 1
+        if progress:
+            progress(done, len(requests))
+
+    if pending:
+        started_calls = time.perf_counter()
+        asyncio.run(_ask_all(open_backend(), job, pending, concurrency, save, report))
+        report.call_seconds = time.perf_counter() - started_calls
+    entries = pd.DataFrame(
+        [(r.entity_id, r.key, int(answered[r.key])) for r in requests if r.key in answered],
+        columns=["entity_id", "response_key", "response_version"],
+    )
+    total = len(store.entity_ids(job.dataset, job.entity))
+    report.set = ProfileSetRow(job.dataset, job.set_name, job.entity, job.template.name, job.template.digest,
+                               job.rules.as_dict(), job.backend, job.model_id, job.sampling.as_dict(),
+                               len(entries), total - len(entries), _now())
+    store.save_profile_set(report.set, entries)
+    return report

@@ -1,0 +1,187 @@
+"""Prompt templates and the rendering of a user's (or item's) history into chat messages.
+
+A template is a text file with a ``[system]`` and a ``[user]`` section and ``{placeholders}``; the
+shipped ones (movies, music, generic; one per entity) live in ``templates/`` beside this module and can
+be copied and passed with ``--prompt FILE``. Placeholders are checked before any LLM call, so a typo
+fails at once with the list of valid names.
+
+History rule (documented in docs/profiles.md): items rated at or above ``like_threshold`` are *liked*,
+at or below ``dislike_threshold`` *disliked*, the rest are counted but not shown. Ratings are walked
+from the most recent backwards and each line is kept while the estimated size of all kept lines stays
+within ``token_budget`` (estimate: one token per four characters, rounded up), so a long history keeps
+its most recent items and both lists keep their relative share of recent activity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from kt_cli.datasets.fields import BRAND_FIELDS, TITLE_FIELDS, first_field, genres, year
+from kt_cli.errors import UsageError
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+DOMAINS = ("movies", "music", "generic")
+USER_PLACEHOLDERS = ("liked", "disliked", "n_rated", "n_liked", "n_disliked", "n_shown", "max_rating",
+                     "like_threshold", "dislike_threshold", "dataset")
+ITEM_PLACEHOLDERS = ("title", "year", "genres", "brand", "fields", "n_ratings", "mean_rating", "max_rating",
+                     "dataset")
+PLACEHOLDERS = {"user": USER_PLACEHOLDERS, "item": ITEM_PLACEHOLDERS}
+
+Messages = list[dict[str, str]]
+
+
+def estimate_tokens(text: str) -> int:
+    """The budget's token estimate: one token per four characters, rounded up (no tokenizer needed)."""
+    return math.ceil(len(text) / 4)
+
+
+def domain_for(dataset: str) -> str:
+    """The default template domain of a dataset name: MovieLens -> movies, CD/music/vinyl -> music."""
+    lowered = dataset.lower()
+    if lowered.startswith(("ml-", "movielens")) or "movie" in lowered:
+        return "movies"
+    if any(word in lowered for word in ("cd", "music", "vinyl")):
+        return "music"
+    return "generic"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A parsed prompt template: where it came from, its two messages and its content hash."""
+
+    name: str  # "movies.user" for a shipped template, the file path otherwise
+    entity: str
+    system: str
+    user: str
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(f"{self.system}\0{self.user}".encode()).hexdigest()[:16]
+
+    def render(self, values: dict[str, object]) -> Messages:
+        messages = [{"role": "user", "content": self.user.format(**values).strip()}]
+        if self.system.strip():
+            messages.insert(0, {"role": "system", "content": self.system.format(**values).strip()})
+        return messages
+
+
+def _parse(text: str, name: str, entity: str) -> Template:
+    sections: dict[str, list[str]] = {}
+    current: str | None = None
+    for line in text.splitlines():
+        header = line.strip().lower()
+        if header in ("[system]", "[user]"):
+            current = header[1:-1]
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+        elif line.strip() and not line.lstrip().startswith("#"):
+            raise UsageError(f"Prompt template {name}: text before the first [system] or [user] section "
+                             f"('{line.strip()[:40]}'). Start the file with a [user] line.")
+    if not "\n".join(sections.get("user", [])).strip():
+        raise UsageError(f"Prompt template {name} has no [user] section; add a line '[user]' followed by "
+                         "the prompt text.")
+    template = Template(name, entity, "\n".join(sections.get("system", [])), "\n".join(sections["user"]))
+    valid = PLACEHOLDERS[entity]
+    for part in (template.system, template.user):
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(part) if f is not None}
+        except ValueError as e:
+            raise UsageError(f"Prompt template {name} is not a valid template ({e}); write literal braces "
+                             "as {{ and }}.") from e
+        unknown = sorted(f for f in fields if f not in valid)
+        if unknown:
+            raise UsageError(
+                f"Prompt template {name} uses unknown placeholder(s) {', '.join('{' + u + '}' for u in unknown)}"
+                f". Valid placeholders for {entity} prompts: {', '.join('{' + v + '}' for v in valid)}."
+            )
+    return template
+
+
+def load_template(entity: str, *, domain: str | None = None, path: Path | None = None) -> Template:
+    """The shipped template for ``domain`` and ``entity``, or the file at ``path``."""
+    if path is not None:
+        if not path.is_file():
+            raise UsageError(f"Prompt file {path} does not exist. Copy one of {TEMPLATE_DIR}/*.txt and "
+                             "pass its path with --prompt.")
+        return _parse(path.read_text(encoding="utf-8"), str(path), entity)
+    if domain not in DOMAINS:
+        raise UsageError(f"Unknown template '{domain}'. Valid templates: {', '.join(DOMAINS)}; or pass "
+                         "your own file with --prompt FILE.")
+    shipped = TEMPLATE_DIR / f"{domain}.{entity}.txt"
+    return _parse(shipped.read_text(encoding="utf-8"), f"{domain}.{entity}", entity)
+
+
+@dataclass(frozen=True)
+class HistoryRules:
+    """How a user's ratings become the liked/disliked lists of a prompt."""
+
+    like_threshold: float = 4.0
+    dislike_threshold: float = 2.0
+    token_budget: int = 350
+
+    def as_dict(self) -> dict[str, float]:
+        return {"like_threshold": self.like_threshold, "dislike_threshold": self.dislike_threshold,
+                "token_budget": self.token_budget}
+
+
+def item_line(fields: dict[str, str], rating: float | None = None) -> str:
+    """One history line: ``- Title (1995) [Genre, Genre] 4/5``-like, empty parts left out."""
+    title = first_field(fields, TITLE_FIELDS) or "untitled"
+    when = year(fields)
+    tags = genres(fields)
+    line = f"- {title}" + (f" ({when})" if when and when not in title else "")
+    if tags:
+        line += f" [{', '.join(tags[:4])}]"
+    if rating is not None:
+        line += f" {rating:g}"
+    return line
+
+
+def user_values(history: pd.DataFrame, items: dict[str, dict[str, str]], rules: HistoryRules,
+                max_rating: float, dataset: str) -> dict[str, object]:
+    """Placeholder values for one user; ``history`` has item_id, rating and timestamp columns."""
+    ordered = history.sort_values(["timestamp", "item_id"], ascending=[False, True], kind="stable")
+    liked: list[str] = []
+    disliked: list[str] = []
+    used = 0
+    n_liked = int((history["rating"] >= rules.like_threshold).sum())
+    n_disliked = int((history["rating"] <= rules.dislike_threshold).sum())
+    for item, rating in zip(ordered["item_id"], ordered["rating"]):
+        side = liked if rating >= rules.like_threshold else disliked if rating <= rules.dislike_threshold \
+            else None
+        if side is None:
+            continue
+        line = item_line(items.get(item, {}), rating)
+        cost = estimate_tokens(line + "\n")
+        if used + cost > rules.token_budget:
+            break
+        side.append(line)
+        used += cost
+    return {"liked": "\n".join(liked) or "(none)", "disliked": "\n".join(disliked) or "(none)",
+            "n_rated": len(history), "n_liked": n_liked, "n_disliked": n_disliked,
+            "n_shown": len(liked) + len(disliked), "max_rating": f"{max_rating:g}",
+            "like_threshold": f"{rules.like_threshold:g}", "dislike_threshold": f"{rules.dislike_threshold:g}",
+            "dataset": dataset}
+
+
+def item_values(fields: dict[str, str], ratings: pd.Series, max_rating: float, dataset: str) -> dict[str, object]:
+    """Placeholder values for one item; ``ratings`` are all its ratings."""
+    details = "; ".join(f"{k}: {v}" for k, v in fields.items() if v)
+    return {"title": first_field(fields, TITLE_FIELDS) or "untitled", "year": year(fields) or "year unknown",
+            "genres": ", ".join(genres(fields)) or "unknown", "brand": first_field(fields, BRAND_FIELDS) or
+            "unknown", "fields": details or "none", "n_ratings": len(ratings),
+            "mean_rating": f"{ratings.mean():.1f}" if len(ratings) else "n/a", "max_rating": f"{max_rating:g}",
+            "dataset": dataset}
+
+
+def prompt_hash(messages: Messages) -> str:
+    """Content hash of the rendered messages (what the LLM is actually asked)."""
+    return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,112 @@
+"""Profile generation against a scripted back-end: caching, resume, versions, shareable files.
+
+The claims about real LLMs are tested in test_profile_server.py against llama.cpp's server; here a
+scripted back-end lets the tests count calls and interrupt at exact points.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from kt_cli.errors import DataFormatError, MissingInputError
+from kt_cli.profiles import cache_files
+from kt_cli.profiles.generate import ProfileJob, generate_profiles
+from kt_cli.profiles.llm import Completion, Sampling
+from kt_cli.profiles.prompts import load_template
+from kt_cli.store import Store
+
+
+class Scripted:
+    """Answers every prompt with its length; can raise after ``stop_after`` answers."""
+
+    backend = "openai"
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.model_id, self.calls, self.stop_after = "scripted", 0, stop_after
+
+    async def check(self) -> list[str]:
+        return [self.model_id]
+
+    async def complete(self, messages, sampling: Sampling) -> Completion:
+        if self.stop_after is not None and self.calls >= self.stop_after:
+            raise KeyboardInterrupt
+        self.calls += 1
+        return Completion(f"profile of {len(messages[-1]['content'])} chars #{self.calls}", 100, 20, 0.01, "stop")
+
+    async def aclose(self) -> None:
+        pass
+
+
+def _job(limit: int = 6, **kwargs) -> ProfileJob:
+    return ProfileJob("ml-100k", "user", load_template("user", domain="movies"), "scripted", "openai",
+                      limit=limit, **kwargs)
+
+
+def test_first_run_calls_rerun_calls_nothing(store_path: Path) -> None:
+    backend = Scripted()
+    with Store.open(store_path) as store:
+        first = generate_profiles(store, _job(), lambda: backend, concurrency=3)
+        again = generate_profiles(store, _job(), lambda: pytest.fail("opened a back-end"))
+        profiles = store.profiles("ml-100k", first.set.name)
+    assert (first.called, first.tokens_in, first.tokens_out) == (6, 600, 120)
+    assert (again.called, again.from_store) == (0, 6)
+    assert first.set.name == "user-scripted" and first.set.n_missing == 943 - 6
+    assert profiles["entity_id"].tolist() == ["1", "2", "3", "4", "5", "6"]
+    assert profiles["text"].str.startswith("profile of").all()
+
+
+def test_interrupted_run_keeps_answers_and_rerun_asks_only_the_rest(store_path: Path) -> None:
+    with Store.open(store_path) as store:
+        with pytest.raises(KeyboardInterrupt):
+            generate_profiles(store, _job(), lambda: Scripted(stop_after=4), concurrency=1)
+        rest = Scripted()
+        report = generate_profiles(store, _job(), lambda: rest)
+    assert (report.from_store, report.called, rest.calls, report.set.n_profiles) == (4, 2, 2, 6)
+
+
+def test_no_cache_adds_new_versions_and_later_runs_use_the_newest(store_path: Path) -> None:
+    with Store.open(store_path) as store:
+        generate_profiles(store, _job(limit=2), Scripted)
+        fresh = generate_profiles(store, _job(limit=2, fresh=True), Scripted)
+        plain = generate_profiles(store, _job(limit=2), lambda: pytest.fail("opened a back-end"))
+        versions = store.profiles("ml-100k", plain.set.name)["version"].tolist()
+    assert fresh.called == 2 and plain.called == 0 and versions == [2, 2]
+
+
+def test_changing_sampling_or_template_misses_the_cache(store_path: Path) -> None:
+    with Store.open(store_path) as store:
+        generate_profiles(store, _job(limit=2), Scripted)
+        hotter = generate_profiles(store, _job(limit=2, sampling=Sampling(temperature=0.7)), Scripted)
+    assert hotter.called == 2
+
+
+def test_export_import_round_trip_and_cache_folder(store_path: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "profiles_cache"
+    folder.mkdir()
+    with Store.open(store_path) as store:
+        made = generate_profiles(store, _job(limit=3), Scripted)
+        path, count = cache_files.export_set(store, "ml-100k", made.set.name, folder)
+        original = store.profiles("ml-100k", made.set.name)
+    assert path.name == "ml-100k.user.scripted.jsonl" and count == 3
+    with Store.open(tmp_path / "other.duckdb") as other:  # a new store fills its cache from the folder
+        served = generate_profiles(other, _job(limit=3), lambda: pytest.fail("opened a back-end"),
+                                   cache_dir=folder)
+        copied = other.profiles("ml-100k", served.set.name)
+    assert (served.from_files, served.called) == (3, 0)
+    assert copied["text"].tolist() == original["text"].tolist()
+    with Store.open(tmp_path / "third.duckdb") as third:
+        row, added = cache_files.import_file(third, path, name="shared")
+        assert (row.name, row.n_profiles, row.model, added) == ("shared", 3, "scripted", 3)
+        assert third.profiles("ml-100k", "shared")["text"].tolist() == original["text"].tolist()
+
+
+def test_import_refuses_other_files(store_path: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "x.jsonl"
+    bad.write_text('{"id": 1}\n')
+    with Store.open(store_path) as store, pytest.raises(DataFormatError, match="not a kt profile file"):
+        cache_files.import_file(store, bad)
+
+
+def test_export_of_a_missing_set_names_the_command(store_path: Path, tmp_path: Path) -> None:
+    with Store.open(store_path) as store, pytest.raises(MissingInputError, match="kt profile --dataset ml-100k"):
+        cache_files.export_set(store, "ml-100k", "nope", tmp_path)
