@@ -444,6 +444,11 @@ class Store:
         )
         return int(row[0])
 
+    def response_counts(self) -> tuple[int, int]:
+        """(stored answers, highest version of any key): how many calls the cache holds."""
+        row = self._one("SELECT COUNT(*), COALESCE(MAX(version), 0) FROM llm_responses")
+        return int(row[0]), int(row[1])
+
     def import_responses(self, frame: pd.DataFrame) -> int:
         """Add responses whose key is not stored yet (as version 1); returns how many were new."""
         with self.transaction():

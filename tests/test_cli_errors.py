@@ -28,7 +28,7 @@ from kt_cli.store import Store
 runner = CliRunner()
 
 FAST = ["--model", "multvae", "--distill-epochs", "1", "--finetune-epochs", "1", "--threads", "1"]
-COMMANDS = ["data", "embed", "knowledge", "reduce", "train", "eval", "compare", "runs"]
+COMMANDS = ["data", "profile", "embed", "knowledge", "reduce", "train", "eval", "compare", "runs"]
 DATA_COMMANDS = ["list", "register", "import-amazon"]
 INTER_HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
 INTER_LINES = [
@@ -447,3 +447,52 @@ def test_every_command_has_help(command: list[str]) -> None:
     body = [line for line in result.stdout.splitlines()[1:] if line.strip()]
     assert len(body) >= 2  # a description plus options or commands
     assert "--help" in result.stdout
+
+
+# --- profile and embed --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "code", "phrases"), [
+    (["--llm", "nope"], 2, ["--llm must be one of local, openai"]),
+    (["--llm", "openai"], 2, ["--llm openai needs --model"]),
+    (["--model", "gpt-9"], 1, ["Unknown packaged model 'gpt-9'", "qwen2.5-coder-1.5b", "smollm2-135m", "--gguf"]),
+    (["--gguf", "missing.gguf"], 2, ["GGUF file missing.gguf does not exist"]),
+    (["--offline", "--no-cache"], 2, ["give one of them"]),
+    (["--template", "books"], 2, ["Unknown template 'books'", "movies, music, generic"]),
+    (["--template", "movies", "--prompt", "x.txt"], 2, ["not both"]),
+    (["--import", "missing.jsonl"], 1, ["Cannot read profile file missing.jsonl"]),
+])
+def test_profile_errors(args: list[str], code: int, phrases: list[str], store_path: Path, tmp_path: Path,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert_fails(kt("profile", "--store", store_path, "--profiles-cache", tmp_path, *args), code, *phrases)
+
+
+def test_offline_profile_with_nothing_cached_reports_every_user_missing(store_path: Path, tmp_path: Path) -> None:
+    result = kt("profile", "--store", store_path, "--profiles-cache", tmp_path, "--offline", "--json",
+                "--export", tmp_path / "out.jsonl")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["calls"], report["profiles"], report["not_asked"], report["missing"]) == (0, 0, 943, 943)
+    assert json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])["format"] == "kt-profiles/1"
+
+
+def test_profile_against_a_closed_port(store_path: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = kt("profile", "--store", store_path, "--profiles-cache", tmp_path, "--llm", "openai", "--model", "m",
+                "--base-url", f"http://127.0.0.1:{port}/v1", "--limit", "2")
+    assert_fails(result, 1, "Cannot reach the LLM server", "--base-url")
+
+
+@pytest.mark.parametrize(("args", "code", "phrases"), [
+    (["--profiles", "nope"], 1, ["Profile set 'nope' of ml-100k does not exist", "kt profile --dataset ml-100k"]),
+    (["--profiles", "a", "--from-metadata"], 2, ["exactly one source"]),
+    (["--from-metadata"], 2, ["--name is required"]),
+    (["--profiles", "a", "--encoder", "bert"], 1, ["Unknown encoder 'bert'", "minilm, openai:MODEL"]),
+])
+def test_embed_errors(args: list[str], code: int, phrases: list[str], store_path: Path) -> None:
+    assert_fails(kt("embed", "--store", store_path, *args), code, *phrases)

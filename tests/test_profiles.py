@@ -10,7 +10,7 @@ import pytest
 
 from kt_cli.errors import DataFormatError, MissingInputError
 from kt_cli.profiles import cache_files
-from kt_cli.profiles.generate import ProfileJob, generate_profiles
+from kt_cli.profiles.generate import ProfileJob, build_requests, generate_profiles
 from kt_cli.profiles.llm import Completion, Sampling
 from kt_cli.profiles.prompts import load_template
 from kt_cli.store import Store
@@ -110,3 +110,19 @@ def test_import_refuses_other_files(store_path: Path, tmp_path: Path) -> None:
 def test_export_of_a_missing_set_names_the_command(store_path: Path, tmp_path: Path) -> None:
     with Store.open(store_path) as store, pytest.raises(MissingInputError, match="kt profile --dataset ml-100k"):
         cache_files.export_set(store, "ml-100k", "nope", tmp_path)
+
+
+def test_offline_never_opens_a_backend_and_counts_the_missing(store_path: Path) -> None:
+    with Store.open(store_path) as store:
+        generate_profiles(store, _job(limit=2), Scripted)
+        report = generate_profiles(store, _job(limit=5), lambda: pytest.fail("opened a back-end"), offline=True)
+    assert (report.called, report.unanswered, report.set.n_profiles) == (0, 3, 2)
+
+
+def test_item_profiles_describe_each_item(store_path: Path) -> None:
+    job = ProfileJob("ml-100k", "item", load_template("item", domain="movies"), "scripted", "openai", limit=2)
+    with Store.open(store_path) as store:
+        prompts = [r.messages[-1]["content"] for r in build_requests(store, job)]
+        report = generate_profiles(store, job, Scripted)
+    assert prompts[0].startswith("Movie: Toy Story (1995). Genres: Animation, Children's, Comedy. 452 viewers")
+    assert (report.set.name, report.set.entity, report.set.n_missing) == ("item-scripted", "item", 1682 - 2)

@@ -5,10 +5,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from kt_cli.cli import options
-from kt_cli.cli.render import emit_json, note, stderr
+from kt_cli.cli.render import emit_json, note, progress_bar
 from kt_cli.errors import UsageError
 from kt_cli.knowledge.encoders import DEFAULT_ENCODER, make_encoder
 from kt_cli.knowledge.sets import import_metadata_vectors, import_vectors
@@ -63,9 +62,7 @@ def _embed_profiles(profiles: str, name: Optional[str], encoder: str, base_url: 
                     store: Path, json: bool) -> None:
     model = make_encoder(encoder, base_url=base_url, threads=threads,
                          api_key=os.environ.get("KT_API_KEY") or os.environ.get("OPENAI_API_KEY"))
-    with Store.open(store) as db, Progress(
-            TextColumn("embed"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=stderr, disable=json) as bar:
+    with Store.open(store) as db, progress_bar("embed", disable=json) as bar:
         task = bar.add_task("embed", total=None)
         report = embed_profiles(db, dataset, profiles, model, name=name,
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))

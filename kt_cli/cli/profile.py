@@ -5,10 +5,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from kt_cli.cli import options
-from kt_cli.cli.render import emit_json, note, stderr
+from kt_cli.cli.render import emit_json, note, progress_bar
 from kt_cli.errors import UsageError
 from kt_cli.profiles import cache_files
 from kt_cli.profiles.backends import BackendSpec
@@ -37,11 +36,13 @@ def profile(
     prompt: Annotated[Optional[Path], typer.Option(help="Your own template file (copy a shipped one).")] = None,
     like_threshold: Annotated[float, typer.Option(help="Ratings at or above this are 'liked'.")] = 4.0,
     dislike_threshold: Annotated[float, typer.Option(help="Ratings at or below this are 'disliked'.")] = 2.0,
-    token_budget: Annotated[int, typer.Option(help="Estimated tokens of history shown (most recent first).")] = 350,
+    token_budget: Annotated[int, typer.Option(help="Estimated tokens of history shown (most recent first).")] = 250,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
-    max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 160,
+    max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 128,
     seed: options.Seed = 42,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N users/items (by id).")] = None,
+    offline: Annotated[bool, typer.Option("--offline", help="Use stored and shipped answers only; never load "
+                                          "or call an LLM. Missing profiles are counted.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask again even if answers are stored; the "
                                            "new answers are stored as new versions.")] = False,
     name: Annotated[Optional[str], typer.Option(help="Profile set name [default: <entity>-<model>].")] = None,
@@ -64,28 +65,29 @@ def profile(
             f"Imported profile set '{row.name}': {row.n_profiles} {row.entity} profiles ({added} new answers).")
     if template and prompt:
         raise UsageError("Give --template NAME or --prompt FILE, not both.")
+    if offline and no_cache:
+        raise UsageError("--offline uses cached answers only and --no-cache ignores them: give one of them.")
     spec = BackendSpec(llm, model, gguf, base_url, os.environ.get("KT_API_KEY") or os.environ.get("OPENAI_API_KEY"),
                        timeout, threads, model_cache)
     job = ProfileJob(dataset, entity, load_template(entity, domain=template or domain_for(dataset), path=prompt),
                      spec.model_id, spec.kind, HistoryRules(like_threshold, dislike_threshold, token_budget),
                      Sampling(temperature, 1.0, max_tokens, seed), limit, no_cache, name)
-    with Store.open(store) as db, Progress(
-            TextColumn("profiles"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, disable=json, transient=False) as bar:
-        task = bar.add_task("profiles", total=None, rate="")
+    with Store.open(store) as db, progress_bar("profiles", disable=json) as bar:
+        task = bar.add_task("profiles", total=None)
         report = generate_profiles(db, job, spec.open, concurrency=concurrency, cache_dir=profiles_cache,
+                                   offline=offline,
                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
         exported = cache_files.export_set(db, dataset, report.set.name, export) if export else None
     summary = {"set": report.set.name, "dataset": dataset, "entity": entity, "model": job.model_id,
                "template": job.template.name, "profiles": report.set.n_profiles, "missing": report.set.n_missing,
                "requested": report.requested, "cache_hits": report.from_store + report.from_files,
-               "from_files": report.from_files, "calls": report.called, "failures": report.failed,
+               "from_files": report.from_files, "not_asked": report.unanswered, "calls": report.called, "failures": report.failed,
                "retries": report.retries, "tokens_in": report.tokens_in, "tokens_out": report.tokens_out,
                "call_seconds": round(report.call_seconds, 2), "exported": str(exported[0]) if exported else None}
     if json:
         return emit_json(summary)
     note(f"Profile set '{report.set.name}': {report.set.n_profiles} {entity} profiles ({report.set.n_missing} "
-         f"{entity}s without one). Calls {report.called}, cache hits {summary['cache_hits']} (from files "
+         f"{entity}s without one; {report.unanswered} not asked: --offline). Calls {report.called}, cache hits {summary['cache_hits']} (from files "
          f"{report.from_files}), failures {report.failed}, retries {report.retries}, tokens in "
          f"{report.tokens_in} / out {report.tokens_out}.")
     for failure in report.failures[:5]:

@@ -6,6 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+)
+from rich.text import Text
 from rich.table import Table
 
 stdout = Console(soft_wrap=True)
@@ -52,3 +56,16 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
 def note(message: str) -> None:
     """A human-facing line on stderr (never mixed into data on stdout)."""
     stderr.print(message)
+
+
+class RateColumn(ProgressColumn):
+    """Items per second over rich's recent window (blank until there is one)."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.2f}/s" if task.speed else "")
+
+
+def progress_bar(label: str, *, disable: bool) -> Progress:
+    """Count, rate, elapsed time and ETA on stderr (off under --json): the one progress style of kt."""
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=stderr, disable=disable)

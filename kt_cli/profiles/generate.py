@@ -69,6 +69,7 @@ class ProfileReport:
     from_files: int = 0
     called: int = 0
     failed: int = 0
+    unanswered: int = 0  # not in any cache and not asked (offline)
     tokens_in: int = 0
     tokens_out: int = 0
     retries: int = 0
@@ -135,9 +136,13 @@ async def _ask_all(backend: ChatBackend, job: ProfileJob, pending: list[ProfileR
 
 
 def generate_profiles(store: Store, job: ProfileJob, open_backend: Callable[[], ChatBackend], *,
-                      concurrency: int = 1, cache_dir: Path | None = None,
+                      concurrency: int = 1, cache_dir: Path | None = None, offline: bool = False,
                       progress: Progress | None = None) -> ProfileReport:
-    """Make (or reuse) the profile set ``job.set_name``; opens a back-end only if something is missing."""
+    """Make (or reuse) the profile set ``job.set_name``; opens a back-end only if something is missing.
+
+    ``offline`` never opens the back-end: the set holds the cached answers and the rest are counted as
+    missing (those users train without a reconstruction target).
+    """
     if job.entity not in ("user", "item"):
         raise UsageError(f"--entity must be 'user' or 'item', not '{job.entity}'.")
     if concurrency < 1:
@@ -176,7 +181,8 @@ def generate_profiles(store: Store, job: ProfileJob, open_backend: Callable[[], 
         if progress:
             progress(done, len(requests))
 
-    if pending:
+    report.unanswered = len(pending) if offline else 0
+    if pending and not offline:
         started_calls = time.perf_counter()
         asyncio.run(_ask_all(open_backend(), job, pending, concurrency, save, report))
         report.call_seconds = time.perf_counter() - started_calls

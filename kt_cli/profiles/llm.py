@@ -32,7 +32,7 @@ class Sampling:
 
     temperature: float = 0.0
     top_p: float = 1.0
-    max_tokens: int = 160
+    max_tokens: int = 128
     seed: int = 42
 
     def as_dict(self) -> dict[str, Any]:

@@ -125,7 +125,7 @@ class HistoryRules:
 
     like_threshold: float = 4.0
     dislike_threshold: float = 2.0
-    token_budget: int = 350
+    token_budget: int = 250
 
     def as_dict(self) -> dict[str, float]:
         return {"like_threshold": self.like_threshold, "dislike_threshold": self.dislike_threshold,
