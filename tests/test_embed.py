@@ -60,3 +60,12 @@ def test_cli_embed_profiles_json(store_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["vectors"], summary["dim"], summary["users_without_vector"]) == (3, 384, 940)
+
+
+def test_cli_lists_profile_sets(store_path: Path) -> None:
+    with Store.open(store_path) as store:
+        generate_profiles(store, _job(limit=2), Scripted)
+    result = CliRunner().invoke(app, ["knowledge", "--profiles", "--store", str(store_path), "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert (row["name"], row["n_profiles"], row["n_missing"], row["model"]) == ("user-scripted", 2, 941, "scripted")

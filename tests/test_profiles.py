@@ -126,3 +126,29 @@ def test_item_profiles_describe_each_item(store_path: Path) -> None:
         report = generate_profiles(store, job, Scripted)
     assert prompts[0].startswith("Movie: Toy Story (1995). Genres: Animation, Children's, Comedy. 452 viewers")
     assert (report.set.name, report.set.entity, report.set.n_missing) == ("item-scripted", "item", 1682 - 2)
+
+
+def test_the_api_key_reaches_the_server_but_never_the_store_or_files(store_path: Path, tmp_path: Path) -> None:
+    import httpx
+
+    from kt_cli.profiles.llm import OpenAIChat
+
+    key = "sk-live-do-not-store-7f3a9c1e5b"
+    seen: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization", ""))
+        if request.url.path.endswith("/models"):
+            return httpx.Response(200, json={"data": [{"id": "scripted"}]})
+        return httpx.Response(200, json={"choices": [{"message": {"content": "A taste."}, "finish_reason": "stop"}],
+                                         "usage": {"prompt_tokens": 5, "completion_tokens": 2}})
+
+    with Store.open(store_path) as store:
+        report = generate_profiles(store, _job(limit=3), lambda: OpenAIChat(
+            "http://llm.test/v1", "scripted", api_key=key, transport=httpx.MockTransport(server)), concurrency=2)
+        path, _ = cache_files.export_set(store, "ml-100k", report.set.name, tmp_path)
+        stored_hash = store.profiles("ml-100k", report.set.name)["prompt_hash"].iloc[0]
+    assert stored_hash.encode() in store_path.read_bytes()  # the scan below can see stored strings
+    assert report.called == 3 and seen and all(h == f"Bearer {key}" for h in seen)
+    for written in [store_path, *store_path.parent.glob("*.wal"), path]:
+        assert key.encode() not in written.read_bytes(), written

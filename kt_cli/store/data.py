@@ -1,0 +1,103 @@
+"""Datasets, their items, users, interactions and splits."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from kt_cli.store.core import StoreCore
+from kt_cli.store.rows import DatasetRow, _loads, _now
+
+
+class DataTables(StoreCore):
+    # ------------------------------------------------------------------ datasets
+    def dataset(self, name: str) -> DatasetRow | None:
+        row = self._one(
+            "SELECT name, source, origin, filters, fingerprint, n_users, n_items, n_interactions, "
+            "created_at FROM datasets WHERE name = ?",
+            [name],
+        )
+        if row is None:
+            return None
+        return DatasetRow(*row[:3], _loads(row[3]), *row[4:])
+
+    def datasets(self) -> list[DatasetRow]:
+        names = self._con.execute("SELECT name FROM datasets ORDER BY name").fetchall()
+        return [self.dataset(n) for (n,) in names]  # type: ignore[misc]
+
+    def save_dataset(
+        self,
+        row: DatasetRow,
+        interactions: pd.DataFrame,
+        items: pd.DataFrame,
+        users: pd.DataFrame,
+    ) -> None:
+        """Replace a dataset and everything derived from it, in one transaction.
+
+        ``interactions`` has user_id, item_id, rating, timestamp; ``items``/``users`` have the id and
+        a JSON ``fields`` column.
+        """
+        with self.transaction():
+            self._delete_dataset(row.name)
+            self._con.execute(
+                "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [row.name, row.source, row.origin, json.dumps(row.filters), row.fingerprint,
+                 row.n_users, row.n_items, row.n_interactions, row.created_at],
+            )
+            self._insert_frame("interactions", interactions.assign(dataset=row.name))
+            self._insert_frame("items", items.assign(dataset=row.name))
+            self._insert_frame("users", users.assign(dataset=row.name))
+
+    def _delete_dataset(self, name: str) -> None:
+        self._con.execute("DELETE FROM datasets WHERE name = ?", [name])
+        for table in ("interactions", "items", "users", "splits", "knowledge_sets", "knowledge_vectors"):
+            self._con.execute(f"DELETE FROM {table} WHERE dataset = ?", [name])
+        self._con.execute("DELETE FROM split_rows WHERE split_id NOT IN (SELECT split_id FROM splits)")
+
+    def interactions(self, dataset: str) -> pd.DataFrame:
+        return self._con.execute(
+            "SELECT user_id, item_id, rating, timestamp FROM interactions WHERE dataset = ? "
+            "ORDER BY user_id, item_id",
+            [dataset],
+        ).df()
+
+    def item_fields(self, dataset: str) -> dict[str, dict[str, str]]:
+        rows = self._con.execute(
+            "SELECT item_id, fields FROM items WHERE dataset = ?", [dataset]
+        ).fetchall()
+        return {item_id: _loads(fields) for item_id, fields in rows}
+
+    def entity_ids(self, dataset: str, entity: str) -> set[str]:
+        """All user (or item) ids that occur in the dataset's interactions."""
+        column = {"user": "user_id", "item": "item_id"}[entity]
+        rows = self._con.execute(
+            f"SELECT DISTINCT {column} FROM interactions WHERE dataset = ?", [dataset]
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    # ------------------------------------------------------------------ splits
+    def split_exists(self, split_id: str) -> bool:
+        return bool(
+            self._one("SELECT count(*) FROM splits WHERE split_id = ?", [split_id])[0]
+        )
+
+    def save_split(
+        self, split_id: str, dataset: str, ratios: str, seed: int, rows: pd.DataFrame
+    ) -> None:
+        """Store a split: ``rows`` has user_id, item_id, part (0 train, 1 valid, 2 test)."""
+        with self.transaction():
+            self._con.execute("DELETE FROM split_rows WHERE split_id = ?", [split_id])
+            self._con.execute("DELETE FROM splits WHERE split_id = ?", [split_id])
+            self._con.execute(
+                "INSERT INTO splits VALUES (?, ?, ?, ?, ?)", [split_id, dataset, ratios, seed, _now()]
+            )
+            self._insert_frame("split_rows", rows.assign(split_id=split_id))
+
+    def split_rows(self, split_id: str) -> pd.DataFrame:
+        return self._con.execute(
+            "SELECT user_id, item_id, part FROM split_rows WHERE split_id = ? "
+            "ORDER BY part, user_id, item_id",
+            [split_id],
+        ).df()
+

@@ -1,0 +1,128 @@
+"""Training runs, their epoch logs, and evaluations with per-user metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from kt_cli.store.core import StoreCore
+from kt_cli.store.rows import RunRow, _loads, _now
+
+
+class RunTables(StoreCore):
+    # ------------------------------------------------------------------ runs
+    def run(self, name: str) -> RunRow | None:
+        row = self._one(
+            "SELECT name, dataset, split_id, model, knowledge, config, config_hash, seed, status, "
+            "created_at, finished_at, summary, versions, error FROM runs WHERE name = ?",
+            [name],
+        )
+        if row is None:
+            return None
+        return RunRow(*row[:5], _loads(row[5]), *row[6:11], _loads(row[11]), _loads(row[12]), row[13])
+
+    def runs(self) -> list[RunRow]:
+        names = self._con.execute("SELECT name FROM runs ORDER BY created_at, name").fetchall()
+        return [self.run(n) for (n,) in names]  # type: ignore[misc]
+
+    def run_names(self) -> list[str]:
+        return [n for (n,) in self._con.execute("SELECT name FROM runs ORDER BY name").fetchall()]
+
+    def start_run(self, row: RunRow) -> None:
+        """Insert a run, or reset an unfinished one with the same name (its epochs are kept for resume)."""
+        with self.transaction():
+            self._con.execute("DELETE FROM runs WHERE name = ?", [row.name])
+            self._con.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [row.name, row.dataset, row.split_id, row.model, row.knowledge, json.dumps(row.config),
+                 row.config_hash, row.seed, row.status, row.created_at, row.finished_at,
+                 json.dumps(row.summary), json.dumps(row.versions), row.error],
+            )
+
+    def finish_run(self, name: str, status: str, summary: dict[str, Any], error: str | None = None) -> None:
+        self._con.execute(
+            "UPDATE runs SET status = ?, summary = ?, error = ?, finished_at = ? WHERE name = ?",
+            [status, json.dumps(summary), error, _now(), name],
+        )
+
+    def delete_run(self, name: str) -> None:
+        with self.transaction():
+            evals = [e for (e,) in self._con.execute(
+                "SELECT eval_id FROM evaluations WHERE run = ?", [name]).fetchall()]
+            for table in ("eval_metrics", "eval_users", "evaluations"):
+                self._con.execute(f"DELETE FROM {table} WHERE eval_id IN (SELECT unnest(?))", [evals])
+            self._con.execute("DELETE FROM epochs WHERE run = ?", [name])
+            self._con.execute("DELETE FROM runs WHERE name = ?", [name])
+
+    def replace_epochs(self, run: str, records: Sequence[dict[str, Any]]) -> None:
+        """Make the run's epoch log exactly ``records`` (written with each training checkpoint)."""
+        frame = pd.DataFrame.from_records(
+            list(records),
+            columns=["phase", "epoch", "model_loss", "recon_loss", "valid_metric", "aligned_rows",
+                     "masked_rows", "seconds"],
+        ).assign(run=run)
+        with self.transaction():
+            self._con.execute("DELETE FROM epochs WHERE run = ?", [run])
+            if len(frame):
+                self._insert_frame("epochs", frame)
+
+    def epochs(self, run: str) -> pd.DataFrame:
+        return self._con.execute(
+            "SELECT phase, epoch, model_loss, recon_loss, valid_metric, aligned_rows, masked_rows, "
+            "seconds FROM epochs WHERE run = ? "
+            "ORDER BY CASE phase WHEN 'finetune' THEN 1 ELSE 0 END, epoch",
+            [run],
+        ).df()
+
+    # ------------------------------------------------------------------ evaluations
+    def evaluation_id(self, run: str, settings: dict[str, Any]) -> str | None:
+        row = self._one(
+            "SELECT eval_id FROM evaluations WHERE run = ? AND settings = ?::JSON",
+            [run, json.dumps(settings, sort_keys=True)],
+        )
+        return row[0] if row else None
+
+    def save_evaluation(
+        self,
+        eval_id: str,
+        run: str,
+        settings: dict[str, Any],
+        per_user: pd.DataFrame,
+        aggregates: pd.DataFrame,
+        seconds: float,
+    ) -> None:
+        """``per_user``: user_id, n_train, metric, k, value; ``aggregates``: slice, metric, k, value, n_users."""
+        with self.transaction():
+            for table in ("eval_metrics", "eval_users", "evaluations"):
+                self._con.execute(f"DELETE FROM {table} WHERE eval_id = ?", [eval_id])
+            self._con.execute(
+                "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?)",
+                [eval_id, run, json.dumps(settings, sort_keys=True), int(per_user["user_id"].nunique()),
+                 seconds, _now()],
+            )
+            self._insert_frame("eval_users", per_user.assign(eval_id=eval_id))
+            self._insert_frame("eval_metrics", aggregates.assign(eval_id=eval_id))
+
+    def latest_evaluation(self, run: str) -> tuple[str, dict[str, Any]] | None:
+        row = self._one(
+            "SELECT eval_id, settings FROM evaluations WHERE run = ? ORDER BY created_at DESC LIMIT 1",
+            [run],
+        )
+        return (row[0], _loads(row[1])) if row else None
+
+    def eval_metrics(self, eval_id: str) -> pd.DataFrame:
+        return self._con.execute(
+            "SELECT slice, metric, k, value, n_users FROM eval_metrics WHERE eval_id = ? "
+            "ORDER BY slice, metric, k",
+            [eval_id],
+        ).df()
+
+    def eval_users(self, eval_id: str) -> pd.DataFrame:
+        return self._con.execute(
+            "SELECT user_id, n_train, metric, k, value FROM eval_users WHERE eval_id = ? "
+            "ORDER BY metric, k, user_id",
+            [eval_id],
+        ).df()
