@@ -69,3 +69,36 @@ def test_cli_lists_profile_sets(store_path: Path) -> None:
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert (row["name"], row["n_profiles"], row["n_missing"], row["model"]) == ("user-scripted", 2, 941, "scripted")
+
+
+def test_history_text_control_embeds_every_user(store_path: Path, minilm: MiniLM) -> None:
+    from kt_cli.knowledge.texts import embed_history
+    from kt_cli.profiles.prompts import HistoryRules
+
+    with Store.open(store_path) as store:
+        report = embed_history(store, "ml-100k", minilm, HistoryRules(token_budget=40))
+    assert (report.set.name, report.set.n_vectors, report.set.dim, report.without_vector) == (
+        "history-minilm", 943, 384, 0)
+    assert report.set.source == "history-text"
+
+
+def test_random_like_covers_the_same_users_with_the_same_scale(store_path: Path) -> None:
+    from kt_cli.knowledge.sets import random_like
+
+    rng = np.random.default_rng(0)
+    with Store.open(store_path) as store:
+        from kt_cli.datasets.registry import ensure_dataset
+        from kt_cli.store import KnowledgeSetRow, _now
+
+        ensure_dataset(store, "ml-100k")
+        base = (rng.standard_normal((300, 8)) * np.arange(1, 9) + 5).astype(np.float32)
+        ids = [str(i) for i in range(1, 301)]
+        store.save_knowledge_set(KnowledgeSetRow("ml-100k", "llm", "user", 8, 300, "test", None, {}, None, _now()),
+                                 ids, base)
+        row, cached = random_like(store, "ml-100k", "llm", seed=1)
+        again, cached_again = random_like(store, "ml-100k", "llm", seed=1)
+        got_ids, noise = store.knowledge_vectors("ml-100k", row.name)
+    assert (row.name, row.parent, cached, cached_again) == ("llm-random", "llm", False, True)
+    assert got_ids == sorted(ids)
+    assert np.allclose(noise.std(axis=0), base.std(axis=0), rtol=0.2)
+    assert abs(np.corrcoef(noise[:, 0], base[np.argsort(ids)][:, 0])[0, 1]) < 0.2  # unrelated to the source

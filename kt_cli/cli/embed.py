@@ -10,20 +10,28 @@ from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note, progress_bar
 from kt_cli.errors import UsageError
 from kt_cli.knowledge.encoders import DEFAULT_ENCODER, make_encoder
-from kt_cli.knowledge.sets import import_metadata_vectors, import_vectors
-from kt_cli.knowledge.texts import embed_profiles
+from kt_cli.knowledge.sets import import_metadata_vectors, import_vectors, random_like
+from kt_cli.knowledge.texts import embed_history, embed_profiles
+from kt_cli.profiles.prompts import HistoryRules
 from kt_cli.store import Store
 
 
 def embed(
     profiles: Annotated[Optional[str], typer.Option(
         "--profiles", help="Embed this profile set (from kt profile) with --encoder.")] = None,
+    history_text: Annotated[bool, typer.Option(
+        "--history-text", help="No-LLM control: embed each user's liked/disliked lines (as a profile prompt "
+                               "shows them) with --encoder.")] = False,
     from_file: Annotated[Optional[Path], typer.Option(
         "--from-file", help="Vectors: .npz (ids, embeddings), .npy + .ids.txt, .parquet, .json or .jsonl.")] = None,
     from_metadata: Annotated[bool, typer.Option(
         "--from-metadata", help="No-LLM vectors: shares of liked/disliked genres and release decades.")] = False,
+    random_like_set: Annotated[Optional[str], typer.Option(
+        "--random-like", help="Control: random vectors for the same entities as this set, with its per-column "
+                              "mean and spread.")] = None,
     name: Annotated[Optional[str], typer.Option(
-        help="Name of the knowledge set [default: <profile-set>-<encoder>; required for files and metadata].")] = None,
+        help="Name of the knowledge set [default: <profile-set>-<encoder>, history-<encoder>, <set>-random; "
+             "required for files and metadata].")] = None,
     encoder: Annotated[str, typer.Option(
         help="Text encoder: minilm (all-MiniLM-L6-v2, offline) or openai:MODEL.")] = DEFAULT_ENCODER,
     base_url: Annotated[str, typer.Option(envvar="KT_BASE_URL", help="openai:MODEL encoders: the server's /v1 URL; "
@@ -32,15 +40,24 @@ def embed(
     entity: options.Entity = "user",
     skip_invalid: Annotated[bool, typer.Option(
         help="Import the valid rows and report the rest, instead of refusing the file.")] = False,
+    seed: options.Seed = 42,
     threads: options.Threads = 1,
     store: options.Store = options.DEFAULT_STORE,
     json: options.Json = False,
 ) -> None:
-    """Store knowledge vectors (one per user or item) as a named set: embedded profiles, a file, or metadata."""
-    if sum([profiles is not None, from_file is not None, from_metadata]) != 1:
-        raise UsageError("Give exactly one source: --profiles SET, --from-file FILE or --from-metadata.")
-    if profiles is not None:
-        return _embed_profiles(profiles, name, encoder, base_url, dataset, threads, store, json)
+    """Store knowledge vectors (one per user or item) as a named set: embedded texts, a file, metadata, random."""
+    sources = [profiles is not None, history_text, from_file is not None, from_metadata, random_like_set is not None]
+    if sum(sources) != 1:
+        raise UsageError("Give exactly one source: --profiles SET, --history-text, --from-file FILE, "
+                         "--from-metadata or --random-like SET.")
+    if profiles is not None or history_text:
+        return _embed_texts(profiles, name, encoder, base_url, dataset, threads, store, json)
+    if random_like_set is not None:
+        with Store.open(store) as db:
+            row, cached = random_like(db, dataset, random_like_set, seed=seed, name=name)
+        return emit_json({"set": row.name, "dim": row.dim, "vectors": row.n_vectors, "cached": cached}) if json \
+            else note(f"{'Already stored' if cached else 'Stored'} knowledge set '{row.name}': {row.n_vectors} "
+                      f"random vectors of {row.dim} dims matching '{random_like_set}'.")
     if name is None:
         raise UsageError("--name is required with --from-file and --from-metadata.")
     with Store.open(store) as db:
@@ -58,21 +75,23 @@ def embed(
          f"unknown ids; {report.without_vector} {entity}s of {dataset} have no vector.")
 
 
-def _embed_profiles(profiles: str, name: Optional[str], encoder: str, base_url: str, dataset: str, threads: int,
-                    store: Path, json: bool) -> None:
+def _embed_texts(profiles: Optional[str], name: Optional[str], encoder: str, base_url: str, dataset: str,
+                 threads: int, store: Path, json: bool) -> None:
+    """--profiles SET or --history-text: texts through the encoder, with progress."""
     model = make_encoder(encoder, base_url=base_url, threads=threads,
                          api_key=os.environ.get("KT_API_KEY") or os.environ.get("OPENAI_API_KEY"))
     with Store.open(store) as db, progress_bar("embed", disable=json) as bar:
         task = bar.add_task("embed", total=None)
-        report = embed_profiles(db, dataset, profiles, model, name=name,
-                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+        advance = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
+        report = (embed_profiles(db, dataset, profiles, model, name=name, progress=advance) if profiles else
+                  embed_history(db, dataset, model, HistoryRules(), name=name, progress=advance))
     row = report.set
     summary = {"set": row.name, "dataset": dataset, "entity": row.entity, "dim": row.dim, "vectors": row.n_vectors,
                "cached": report.cached, "encoded": report.encoded, "reused": report.reused,
-               "empty_profiles": report.empty, f"{row.entity}s_without_vector": report.without_vector}
+               "empty_texts": report.empty, f"{row.entity}s_without_vector": report.without_vector}
     if json:
         return emit_json(summary)
     verb = "Already stored" if report.cached else "Stored"
     note(f"{verb} knowledge set '{row.name}': {row.n_vectors} {row.entity} vectors of {row.dim} dims "
-         f"({report.encoded} texts encoded, {report.reused} from cache); {report.empty} empty profiles skipped; "
-         f"{report.without_vector} {row.entity}s of {dataset} have no profile vector.")
+         f"({report.encoded} texts encoded, {report.reused} from cache); {report.empty} empty texts skipped; "
+         f"{report.without_vector} {row.entity}s of {dataset} have no vector.")

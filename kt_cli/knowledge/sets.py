@@ -138,3 +138,29 @@ def reduce_set(
     row = KnowledgeSetRow(dataset, name, source.entity, dim, len(ids), "reduce", method, params, parent, _now())
     store.save_knowledge_set(row, ids, reduced)
     return row, False
+
+
+def random_like(store: Store, dataset: str, like: str, *, seed: int = 42, name: str | None = None
+                ) -> tuple[KnowledgeSetRow, bool]:
+    """Random vectors for exactly the entities of set ``like``, with its per-column mean and spread.
+
+    The control for "any auxiliary target regularises": the same users are covered (so the same users
+    are masked in training) and the target has the same width and scale, but carries no knowledge.
+    """
+    source = store.knowledge_set(dataset, like)
+    if source is None:
+        names = ", ".join(k.name for k in store.knowledge_sets(dataset)) or "none yet"
+        raise MissingInputError(f"There is no knowledge set '{like}' for dataset {dataset} (sets: {names}).",
+                                f"kt reduce --dataset {dataset} --from SET --dim N")
+    name = name or f"{like}-random"
+    params = {"seed": seed, "like_created_at": source.created_at.isoformat()}
+    existing = store.knowledge_set(dataset, name)
+    if existing and existing.parent == like and existing.method == "random-like" and existing.params == params:
+        return existing, True
+    ids, vectors = store.knowledge_vectors(dataset, like)
+    noise = np.random.default_rng(seed).standard_normal(vectors.shape)
+    matched = (noise * vectors.std(axis=0) + vectors.mean(axis=0)).astype(np.float32)
+    row = KnowledgeSetRow(dataset, name, source.entity, source.dim, len(ids), "random", "random-like", params, like,
+                          _now())
+    store.save_knowledge_set(row, ids, matched)
+    return row, False

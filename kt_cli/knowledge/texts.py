@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kt_cli.datasets.registry import ensure_dataset
 from kt_cli.errors import MissingInputError
 from kt_cli.knowledge.encoders import Encoder
+from kt_cli.profiles.prompts import HistoryRules, user_values
 from kt_cli.store import KnowledgeSetRow, Store, _now
 
 BATCH = 256  # texts per encoder call and per store write
@@ -85,3 +87,23 @@ def embed_profiles(store: Store, dataset: str, profile_set: str, encoder: Encode
                        name=name or f"{profile_set}-{encoder.name.replace(':', '-')}", source="profiles",
                        params={"profile_set": profile_set, "model": pset.model, "template_hash": pset.template_hash},
                        progress=progress)
+
+
+def embed_history(store: Store, dataset: str, encoder: Encoder, rules: HistoryRules, *, name: str | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> EmbedReport:
+    """Embed each user's history as plain text (no LLM): the liked/disliked lines a profile prompt shows.
+
+    The control for "the LLM adds knowledge": the encoder sees exactly the titles, years, genres and
+    ratings the LLM was shown, under the same history rule, without the LLM's summary.
+    """
+    ensure_dataset(store, dataset)
+    inter = store.interactions(dataset)
+    items = store.item_fields(dataset)
+    max_rating = float(inter["rating"].max())
+    ids, texts = [], []
+    for user, history in inter.groupby("user_id", sort=True):
+        values = user_values(history, items, rules, max_rating, dataset)
+        ids.append(str(user))
+        texts.append(f"Liked:\n{values['liked']}\nDisliked:\n{values['disliked']}")
+    return embed_texts(store, dataset, "user", ids, texts, encoder, name=name or f"history-{encoder.name}",
+                       source="history-text", params={"rules": rules.as_dict()}, progress=progress)
