@@ -151,3 +151,23 @@ def test_closed_port_is_one_clear_error(tmp_path: Path) -> None:
                             text=True, timeout=120)
     assert result.returncode == 1
     assert "Cannot reach the LLM server" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctrl_c_during_local_generation_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    """SIGINT while llama.cpp decodes in process: exit 130 with the resume hint, never a crash."""
+    import signal
+
+    store, limit = tmp_path / "kt.duckdb", 5
+    cmd = [*KT, "profile", "--llm", "local", "--model", "smollm2-135m", "--limit", str(limit), "--max-tokens", "48",
+           "--store", str(store), "--profiles-cache", str(tmp_path)]
+    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert "Interrupted. Finished work is stored" in err and "Traceback" not in err
+    rerun = json.loads(subprocess.run([*cmd, "--json"], capture_output=True, text=True, check=True,
+                                      timeout=300).stdout)
+    assert rerun["calls"] + rerun["cache_hits"] == limit == rerun["profiles"]
+    with Store.open(store) as db:
+        assert db.response_counts() == (limit, 1)
