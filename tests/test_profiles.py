@@ -152,3 +152,14 @@ def test_the_api_key_reaches_the_server_but_never_the_store_or_files(store_path:
     assert report.called == 3 and seen and all(h == f"Bearer {key}" for h in seen)
     for written in [store_path, *store_path.parent.glob("*.wal"), path]:
         assert key.encode() not in written.read_bytes(), written
+
+
+def test_own_template_sets_carry_its_hash_in_the_name(store_path: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "mine.txt"
+    mine.write_text("[user]\nLiked:\n{liked}\nSummarise.\n")
+    job = ProfileJob("ml-100k", "user", load_template("user", path=mine), "scripted", "openai", limit=1)
+    assert job.set_name == f"user-scripted-{job.template.digest[:8]}"
+    with Store.open(store_path) as store:
+        made = generate_profiles(store, job, Scripted)
+        path, _ = cache_files.export_set(store, "ml-100k", made.set.name, tmp_path / "new" / "folder")
+    assert path == tmp_path / "new" / "folder" / "ml-100k.user.scripted.jsonl"

@@ -29,12 +29,16 @@ def file_name(dataset: str, entity: str, model: str) -> str:
 
 
 def export_set(store: Store, dataset: str, name: str, target: Path) -> tuple[Path, int]:
-    """Write profile set ``name`` to ``target`` (a file, or a folder that gets the standard file name)."""
+    """Write profile set ``name`` to ``target``: a ``.jsonl`` path is the file, anything else a folder
+    (created if needed) that gets the standard file name."""
     row = store.profile_set(dataset, name)
     if row is None:
         raise MissingInputError(f"Profile set '{name}' of {dataset} does not exist.",
                                 f"kt profile --dataset {dataset}")
-    path = target / file_name(dataset, row.entity, row.model) if target.is_dir() else target
+    if target.suffix != ".jsonl":
+        target.mkdir(parents=True, exist_ok=True)
+        target = target / file_name(dataset, row.entity, row.model)
+    path = target
     frame = store.profiles(dataset, name)
     header = {"format": FORMAT, "dataset": dataset, "fingerprint": ensure_dataset(store, dataset).fingerprint,
               "name": row.name, "entity": row.entity, "template": row.template, "template_hash": row.template_hash,

@@ -54,8 +54,7 @@ class ProfileJob:
 
     @property
     def set_name(self) -> str:
-        shipped = "." in self.template.name and "/" not in self.template.name
-        suffix = "" if shipped else f"-{self.template.digest[:8]}"
+        suffix = "" if self.template.shipped else f"-{self.template.digest[:8]}"
         return self.name or f"{self.entity}-{self.model_id}{suffix}"
 
 

@@ -60,6 +60,7 @@ class Template:
     entity: str
     system: str
     user: str
+    shipped: bool = False
 
     @property
     def digest(self) -> str:
@@ -72,7 +73,7 @@ class Template:
         return messages
 
 
-def _parse(text: str, name: str, entity: str) -> Template:
+def _parse(text: str, name: str, entity: str, shipped: bool) -> Template:
     sections: dict[str, list[str]] = {}
     current: str | None = None
     for line in text.splitlines():
@@ -88,7 +89,7 @@ def _parse(text: str, name: str, entity: str) -> Template:
     if not "\n".join(sections.get("user", [])).strip():
         raise UsageError(f"Prompt template {name} has no [user] section; add a line '[user]' followed by "
                          "the prompt text.")
-    template = Template(name, entity, "\n".join(sections.get("system", [])), "\n".join(sections["user"]))
+    template = Template(name, entity, "\n".join(sections.get("system", [])), "\n".join(sections["user"]), shipped)
     valid = PLACEHOLDERS[entity]
     for part in (template.system, template.user):
         try:
@@ -111,12 +112,12 @@ def load_template(entity: str, *, domain: str | None = None, path: Path | None =
         if not path.is_file():
             raise UsageError(f"Prompt file {path} does not exist. Copy one of {TEMPLATE_DIR}/*.txt and "
                              "pass its path with --prompt.")
-        return _parse(path.read_text(encoding="utf-8"), str(path), entity)
+        return _parse(path.read_text(encoding="utf-8"), str(path), entity, shipped=False)
     if domain not in DOMAINS:
         raise UsageError(f"Unknown template '{domain}'. Valid templates: {', '.join(DOMAINS)}; or pass "
                          "your own file with --prompt FILE.")
     shipped = TEMPLATE_DIR / f"{domain}.{entity}.txt"
-    return _parse(shipped.read_text(encoding="utf-8"), f"{domain}.{entity}", entity)
+    return _parse(shipped.read_text(encoding="utf-8"), f"{domain}.{entity}", entity, shipped=True)
 
 
 @dataclass(frozen=True)
