@@ -2,7 +2,7 @@
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -55,9 +55,8 @@ def embed(
     if random_like_set is not None:
         with Store.open(store) as db:
             row, cached = random_like(db, dataset, random_like_set, seed=seed, name=name)
-        return emit_json({"set": row.name, "dim": row.dim, "vectors": row.n_vectors, "cached": cached}) if json \
-            else note(f"{'Already stored' if cached else 'Stored'} knowledge set '{row.name}': {row.n_vectors} "
-                      f"random vectors of {row.dim} dims matching '{random_like_set}'.")
+        return _done({"set": row.name, "dim": row.dim, "vectors": row.n_vectors, "cached": cached}, json,
+                     f"{row.n_vectors} random vectors of {row.dim} dims matching '{random_like_set}'.")
     if name is None:
         raise UsageError("--name is required with --from-file and --from-metadata.")
     with Store.open(store) as db:
@@ -67,12 +66,9 @@ def embed(
                "vectors": report.set.n_vectors, "cached": report.cached, "rows_in_file": report.rows_in_file,
                "invalid_rows_skipped": report.invalid_rows, "unknown_ids_skipped": report.unknown_ids,
                f"{entity}s_without_vector": report.without_vector}
-    if json:
-        return emit_json(summary)
-    verb = "Already stored" if report.cached else "Stored"
-    note(f"{verb} knowledge set '{report.set.name}': {report.set.n_vectors} {entity} vectors of "
-         f"{report.set.dim} dims; skipped {report.invalid_rows} invalid rows and {report.unknown_ids} "
-         f"unknown ids; {report.without_vector} {entity}s of {dataset} have no vector.")
+    _done(summary, json, f"{report.set.n_vectors} {entity} vectors of {report.set.dim} dims; skipped "
+          f"{report.invalid_rows} invalid rows and {report.unknown_ids} unknown ids; {report.without_vector} "
+          f"{entity}s of {dataset} have no vector.")
 
 
 def _embed_texts(profiles: Optional[str], name: Optional[str], encoder: str, base_url: str, dataset: str,
@@ -89,9 +85,13 @@ def _embed_texts(profiles: Optional[str], name: Optional[str], encoder: str, bas
     summary = {"set": row.name, "dataset": dataset, "entity": row.entity, "dim": row.dim, "vectors": row.n_vectors,
                "cached": report.cached, "encoded": report.encoded, "reused": report.reused,
                "empty_texts": report.empty, f"{row.entity}s_without_vector": report.without_vector}
+    _done(summary, json, f"{row.n_vectors} {row.entity} vectors of {row.dim} dims ({report.encoded} texts "
+          f"encoded, {report.reused} from cache); {report.empty} empty texts skipped; {report.without_vector} "
+          f"{row.entity}s of {dataset} have no vector.")
+
+
+def _done(summary: dict[str, Any], json: bool, details: str) -> None:
+    """The JSON summary, or one line saying what was stored (or found already stored)."""
     if json:
         return emit_json(summary)
-    verb = "Already stored" if report.cached else "Stored"
-    note(f"{verb} knowledge set '{row.name}': {row.n_vectors} {row.entity} vectors of {row.dim} dims "
-         f"({report.encoded} texts encoded, {report.reused} from cache); {report.empty} empty texts skipped; "
-         f"{report.without_vector} {row.entity}s of {dataset} have no vector.")
+    note(f"{'Already stored' if summary['cached'] else 'Stored'} knowledge set '{summary['set']}': {details}")
