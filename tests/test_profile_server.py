@@ -160,7 +160,9 @@ def test_ctrl_c_during_local_generation_stops_cleanly_and_resumes(tmp_path: Path
     store, limit = tmp_path / "kt.duckdb", 5
     cmd = [*KT, "profile", "--llm", "local", "--model", "smollm2-135m", "--limit", str(limit), "--max-tokens", "48",
            "--store", str(store), "--profiles-cache", str(tmp_path)]
-    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A runner started in the background (nohup, CI) ignores SIGINT, and children inherit that.
+    run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(8)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)

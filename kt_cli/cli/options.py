@@ -27,7 +27,7 @@ def _default_profiles_cache() -> Path:
 
 
 ProfilesCache = Annotated[Path, typer.Option(
-    "--profiles-cache", envvar="KT_PROFILES_CACHE",
-    help="Folder of shareable profile files read before any LLM call [default: the checkout's profiles_cache/].")]
+    "--profiles-cache", envvar="KT_PROFILES_CACHE", show_default="the checkout's profiles_cache/",
+    help="Folder of shareable profile files read before any LLM call.")]
 DEFAULT_PROFILES_CACHE = _default_profiles_cache()
 Entity = Annotated[str, typer.Option("--entity", help="Whose profiles or vectors: user or item.")]

@@ -51,8 +51,8 @@ def profile(
     import_file: Annotated[Optional[Path], typer.Option(
         "--import", help="Load a profile file (from kt profile --export) instead of generating.")] = None,
     profiles_cache: options.ProfilesCache = options.DEFAULT_PROFILES_CACHE,
-    model_cache: Annotated[Path, typer.Option(envvar="KT_MODEL_CACHE", help="Where split packaged models are "
-                                              "assembled once.")] = ModelCache,
+    model_cache: Annotated[Path, typer.Option(envvar="KT_MODEL_CACHE", show_default="~/.cache/kt/models",
+                                              help="Where split packaged models are assembled once.")] = ModelCache,
     threads: options.Threads = 1,
     store: options.Store = options.DEFAULT_STORE,
     json: options.Json = False,
