@@ -25,5 +25,5 @@ FILE=profiles_cache/ml-100k.user.qwen2.5-coder-1.5b.jsonl
 have=$([ -f "$FILE" ] && .venv/bin/python -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['n_profiles'])" "$FILE" || echo 0)
 for n in $(seq $((have + CHUNK)) "$CHUNK" 943) 943; do
   .venv/bin/kt profile --dataset ml-100k --store "$STORE" --llm openai --base-url "http://127.0.0.1:$PORT/v1" \
-    --model qwen2.5-coder-1.5b --concurrency "$SLOTS" --limit "$n" --export profiles_cache/
+    --model qwen2.5-coder-1.5b --concurrency "$SLOTS" --timeout 900 --limit "$n" --export profiles_cache/
 done
