@@ -163,3 +163,15 @@ def test_own_template_sets_carry_its_hash_in_the_name(store_path: Path, tmp_path
         made = generate_profiles(store, job, Scripted)
         path, _ = cache_files.export_set(store, "ml-100k", made.set.name, tmp_path / "new" / "folder")
     assert path == tmp_path / "new" / "folder" / "ml-100k.user.scripted.jsonl"
+
+
+def test_an_unavailable_model_error_says_how_many_answers_are_cached(store_path: Path) -> None:
+    from kt_cli.errors import ModelFileError
+
+    def missing() -> Scripted:
+        raise ModelFileError("Model 'x' is not installed.")
+
+    with Store.open(store_path) as store:
+        generate_profiles(store, _job(limit=2), Scripted)
+        with pytest.raises(ModelFileError, match="2 of 5 answers are cached already; --offline"):
+            generate_profiles(store, _job(limit=5), missing)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from kt_cli.datasets.registry import ensure_dataset
-from kt_cli.errors import LLMRequestError, UsageError
+from kt_cli.errors import LLMError, LLMRequestError, ModelFileError, UsageError
 from kt_cli.profiles import cache_files
 from kt_cli.profiles.llm import ChatBackend, Completion, Sampling
 from kt_cli.profiles.prompts import HistoryRules, Messages, Template, item_values, prompt_hash, user_values
@@ -182,8 +182,13 @@ def generate_profiles(store: Store, job: ProfileJob, open_backend: Callable[[], 
 
     report.unanswered = len(pending) if offline else 0
     if pending and not offline:
+        try:
+            backend = open_backend()
+        except (LLMError, ModelFileError) as e:  # say what is usable without the model
+            raise type(e)(f"{e} {done} of {len(requests)} answers are cached already; --offline builds the "
+                          "set from those alone.") from e
         started_calls = time.perf_counter()
-        asyncio.run(_ask_all(open_backend(), job, pending, concurrency, save, report))
+        asyncio.run(_ask_all(backend, job, pending, concurrency, save, report))
         report.call_seconds = time.perf_counter() - started_calls
     entries = pd.DataFrame(
         [(r.entity_id, r.key, int(answered[r.key])) for r in requests if r.key in answered],
