@@ -1,8 +1,10 @@
 """The OpenAI-compatible client's fault handling, against a fake transport (no network)."""
 
 import asyncio
+import email.utils
 import json
 import random
+import time
 
 import httpx
 import pytest
@@ -74,6 +76,8 @@ def test_retry_policy_bounds() -> None:
         assert 0 <= policy.delay(attempt, None, rng) <= min(4.0, 0.5 * 2 ** (attempt - 1))
     assert policy.delay(1, "10", rng) == 10.0  # the server's hint wins over a shorter back-off
     assert policy.delay(1, "not a date", rng) <= 0.5
+    in_20_s = email.utils.formatdate(time.time() + 20, usegmt=True)  # Retry-After may be an HTTP date
+    assert 17 <= policy.delay(1, in_20_s, rng) <= 20
 
 
 def test_exhausted_retries_give_one_clear_error() -> None:

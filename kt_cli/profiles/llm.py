@@ -98,7 +98,7 @@ class RetryPolicy:
         """Seconds to wait before retry number ``attempt`` (1-based)."""
         backoff = rng.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
         hinted = _retry_after_seconds(retry_after)
-        return min(max(backoff, hinted), max(self.cap, hinted)) if hinted is not None else backoff
+        return backoff if hinted is None else max(backoff, hinted)
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
@@ -146,13 +146,15 @@ class OpenAIChat:
         Servers that serve one model (llama.cpp) ignore the request's model name, so a one-model list
         that lacks it is accepted; a longer list must contain it.
         """
-        response = await self._send("GET", "models", None, retries=False)
+        response, _ = await self._send("GET", "models", None, retries=False)
         if response.status_code == 404:
             return []  # some servers (TGI) have no model list
         self._raise_for_fatal(response)
-        if response.status_code >= 400:
-            return []
-        served = [str(m.get("id")) for m in response.json().get("data", []) if isinstance(m, dict)]
+        try:
+            listed = response.json().get("data", []) if response.status_code < 400 else []
+        except (ValueError, AttributeError):
+            listed = []  # not a model list: let the first real request decide
+        served = [str(m.get("id")) for m in listed if isinstance(m, dict)]
         if len(served) > 1 and self.model_id not in served:
             shown = ", ".join(served[:20]) + (" ..." if len(served) > 20 else "")
             raise LLMError(f"The server at {self._where} does not serve model '{self.model_id}'. It serves: "
@@ -169,15 +171,15 @@ class OpenAIChat:
                            "Check --model against the server's model list.")
 
     async def _send(self, method: str, path: str, payload: dict[str, Any] | None, *,
-                    retries: bool = True) -> httpx.Response:
+                    retries: bool = True) -> tuple[httpx.Response, int]:
+        """The first response that is not worth retrying, and the attempt it came on."""
         attempts = self.retry.attempts if retries else 1
         for attempt in range(1, attempts + 1):
             retry_after = None
             try:
                 response = await self._client.request(method, path, json=payload)
                 if response.status_code not in RETRY_STATUSES:
-                    response.attempts = attempt  # type: ignore[attr-defined]
-                    return response
+                    return response, attempt
                 retry_after = response.headers.get("retry-after")
                 problem = f"HTTP {response.status_code}: {self._safe(response.text[:200])}"
             except httpx.ConnectError as e:
@@ -196,7 +198,7 @@ class OpenAIChat:
     async def complete(self, messages: Messages, sampling: Sampling) -> Completion:
         start = time.perf_counter()
         payload = {"model": self.model_id, "messages": messages, **sampling.as_dict()}
-        response = await self._send("POST", "chat/completions", payload)
+        response, attempts = await self._send("POST", "chat/completions", payload)
         self._raise_for_fatal(response)
         if response.status_code >= 400:
             raise LLMRequestError(f"The LLM server at {self._where} refused the request (HTTP {response.status_code}: "
@@ -211,12 +213,12 @@ class OpenAIChat:
         usage = body.get("usage") or {}
         return Completion(text.strip(), int(usage.get("prompt_tokens") or 0),
                           int(usage.get("completion_tokens") or 0), time.perf_counter() - start,
-                          str(choice.get("finish_reason") or ""), getattr(response, "attempts", 1))
+                          str(choice.get("finish_reason") or ""), attempts)
 
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """Vectors for ``texts`` from ``/embeddings``, in input order."""
-        response = await self._send("POST", "embeddings", {"model": self.model_id, "input": texts})
+        response, _ = await self._send("POST", "embeddings", {"model": self.model_id, "input": texts})
         self._raise_for_fatal(response)
         try:
             response.raise_for_status()
