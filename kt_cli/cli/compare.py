@@ -24,8 +24,13 @@ def _cell(cell, first: bool) -> str:
 
 
 def _rows(result: Comparison) -> list[list[str]]:
-    return [[label] + [_cell(c, i == 0) for i, c in enumerate(cells)]
-            + [" ".join(f"{c.p_value:.3g}" for c in cells[1:])] for label, cells in result.rows.items()]
+    return [[label] + [_cell(c, i == 0) for i, c in enumerate(cells)] + [f"{c.p_value:.3g}" for c in cells[1:]]
+            for label, cells in result.rows.items()]
+
+
+def _p_headers(runs: list[str]) -> list[str]:
+    """One p-value column per compared run, named after it when there are several."""
+    return ["p-value"] if len(runs) == 2 else [f"p {run}" for run in runs[1:]]
 
 
 def compare(
@@ -49,7 +54,7 @@ def compare(
         result = compare_runs(db, runs, EvalSettings(ks=parse_ks(k), mode=mode, part=part), test=test,
                               max_train=max_train,
                               metrics=metrics.split(",") if metrics else None)
-    header = ["metric"] + result.runs + ["p-value"]
+    header = ["metric"] + result.runs + _p_headers(result.runs)
     caption = (f"{result.dataset}, split {result.split_id}, {result.settings['part']} "
                f"({result.settings['mode']}), {result.slice}: {result.n_users} users; paired {result.test} "
                f"vs {result.runs[0]}, * = p < {ALPHA}")
