@@ -188,12 +188,18 @@ def test_inject_layer_without_knowledge_is_a_usage_error(tmp_path: Path) -> None
 # --- 7: registering atomic files -------------------------------------------------------------------
 
 
-def test_register_truncated_inter_names_the_line(tmp_path: Path) -> None:
+def register_mini(tmp_path: Path, files: dict[str, str], *extra: object) -> Result:
+    """``kt data register mini`` on a folder holding ``files`` (name -> text), into tmp_path/kt.duckdb."""
     folder = tmp_path / "mini"
     folder.mkdir()
-    (folder / "mini.inter").write_text(INTER_HEADER + "".join(INTER_LINES) + "196\t24")
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return kt("data", "register", "mini", "--path", folder, "--store", tmp_path / "kt.duckdb", *extra)
+
+
+def test_register_truncated_inter_names_the_line(tmp_path: Path) -> None:
     store = tmp_path / "kt.duckdb"
-    assert_fails(kt("data", "register", "mini", "--path", folder, "--store", store), 1,
+    assert_fails(register_mini(tmp_path, {"mini.inter": INTER_HEADER + "".join(INTER_LINES) + "196\t24"}), 1,
                  "truncated or malformed", "line 5 ", "1 such line(s)", "Re-export")
     names = [d["name"] for d in ok_json(kt("data", "list", "--store", store, "--json"))]
     assert names == ["ml-100k"]  # nothing registered
@@ -205,28 +211,18 @@ def test_register_missing_folder(tmp_path: Path) -> None:
 
 
 def test_register_folder_without_inter_file(tmp_path: Path) -> None:
-    folder = tmp_path / "mini"
-    folder.mkdir()
-    (folder / "README.txt").write_text("not data\n")
-    assert_fails(kt("data", "register", "mini", "--path", folder, "--store", tmp_path / "kt.duckdb"), 1,
+    assert_fails(register_mini(tmp_path, {"README.txt": "not data\n"}), 1,
                  "exactly one interactions file", "found no .inter file")
 
 
 def test_register_header_without_item_id(tmp_path: Path) -> None:
-    folder = tmp_path / "mini"
-    folder.mkdir()
-    (folder / "mini.inter").write_text("user_id:token\trating:float\n196\t3\n186\t3\n")
-    assert_fails(kt("data", "register", "mini", "--path", folder, "--store", tmp_path / "kt.duckdb"), 1,
+    assert_fails(register_mini(tmp_path, {"mini.inter": "user_id:token\trating:float\n196\t3\n186\t3\n"}), 1,
                  "lacks the column(s) item_id", "its header has user_id, rating")
 
 
 def test_register_well_formed_copy_succeeds(tmp_path: Path) -> None:
     """Control for the tests above: the same lines without the cut one register fine."""
-    folder = tmp_path / "mini"
-    folder.mkdir()
-    (folder / "mini.inter").write_text(INTER_HEADER + "".join(INTER_LINES))
-    row = ok_json(kt("data", "register", "mini", "--path", folder, "--store", tmp_path / "kt.duckdb",
-                     "--json"))
+    row = ok_json(register_mini(tmp_path, {"mini.inter": INTER_HEADER + "".join(INTER_LINES)}, "--json"))
     assert (row["name"], row["n_users"], row["n_items"], row["n_interactions"]) == ("mini", 3, 3, 3)
 
 

@@ -2,7 +2,7 @@
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -40,13 +40,7 @@ def register(
     json: options.Json = False,
 ) -> None:
     """Register a folder of RecBole atomic files (e.g. RecBole's Amazon_CDs_and_Vinyl or ml-1m)."""
-    filters = Filters(min_rating, min_user_inter, min_item_inter)
-    with Store.open(store) as db:
-        row = register_dataset(db, name, path, filters, replace=replace)
-    if json:
-        return emit_json(asdict(row))
-    note(f"Registered {row.name}: {row.n_users} users, {row.n_items} items, "
-         f"{row.n_interactions} interactions (filters: {row.filters}).")
+    _register(store, name, path, Filters(min_rating, min_user_inter, min_item_inter), replace, "atomic", json)
 
 
 def import_amazon(
@@ -64,13 +58,20 @@ def import_amazon(
 ) -> None:
     """Convert raw Amazon review dumps (gzip or not) to atomic files and register them."""
     report = run_amazon_import(out, name, ratings=ratings, reviews=reviews, meta=meta)
-    filters = Filters(min_rating, min_user_inter, min_item_inter)
+    if not json:
+        note(f"Wrote {', '.join(str(f) for f in report.files)}: {report.n_interactions} interactions, "
+             f"{report.n_duplicates} duplicates merged, {report.n_bad_lines} bad lines skipped, "
+             f"{report.n_items_with_meta}/{report.n_items} items with metadata.")
+    _register(store, name, out, Filters(min_rating, min_user_inter, min_item_inter), replace, "amazon", json,
+              {"import": asdict(report)})
+
+
+def _register(store: Path, name: str, folder: Path, filters: Filters, replace: bool, source: str, json: bool,
+              extra: dict[str, Any] | None = None) -> None:
+    """Register ``folder`` and report it; ``extra`` wraps the JSON as {**extra, "dataset": row}."""
     with Store.open(store) as db:
-        row = register_dataset(db, name, out, filters, replace=replace, source="amazon")
+        row = register_dataset(db, name, folder, filters, replace=replace, source=source)
     if json:
-        return emit_json({"import": asdict(report), "dataset": asdict(row)})
-    note(f"Wrote {', '.join(str(f) for f in report.files)}: {report.n_interactions} interactions, "
-         f"{report.n_duplicates} duplicates merged, {report.n_bad_lines} bad lines skipped, "
-         f"{report.n_items_with_meta}/{report.n_items} items with metadata.")
+        return emit_json({**extra, "dataset": asdict(row)} if extra else asdict(row))
     note(f"Registered {row.name}: {row.n_users} users, {row.n_items} items, {row.n_interactions} "
          f"interactions after filters {row.filters}.")

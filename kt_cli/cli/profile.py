@@ -13,11 +13,9 @@ from kt_cli.profiles import cache_files
 from kt_cli.profiles.backends import BackendSpec
 from kt_cli.profiles.generate import ProfileJob, generate_profiles
 from kt_cli.profiles.llm import Sampling
+from kt_cli.profiles.models import DEFAULT_MODEL_CACHE
 from kt_cli.profiles.prompts import HistoryRules, domain_for, load_template
 from kt_cli.store import Store
-
-ModelCache = Path.home() / ".cache" / "kt" / "models"
-
 
 def profile(
     dataset: options.Dataset = "ml-100k",
@@ -52,7 +50,7 @@ def profile(
         "--import", help="Load a profile file (from kt profile --export) instead of generating.")] = None,
     profiles_cache: options.ProfilesCache = options.DEFAULT_PROFILES_CACHE,
     model_cache: Annotated[Path, typer.Option(envvar="KT_MODEL_CACHE", show_default="~/.cache/kt/models",
-                                              help="Where split packaged models are assembled once.")] = ModelCache,
+                                              help="Where split packaged models are assembled once.")] = DEFAULT_MODEL_CACHE,
     threads: options.Threads = 1,
     store: options.Store = options.DEFAULT_STORE,
     json: options.Json = False,

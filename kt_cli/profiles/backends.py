@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kt_cli.errors import UsageError
 from kt_cli.profiles.llm import ChatBackend, LocalLlama, OpenAIChat
-from kt_cli.profiles.models import DEFAULT_CHAT_MODEL, packaged_model
+from kt_cli.profiles.models import DEFAULT_CHAT_MODEL, DEFAULT_MODEL_CACHE, packaged_model
 
 BACKENDS = ("local", "openai")
 
@@ -27,7 +27,7 @@ class BackendSpec:
     api_key: str | None = None  # from the environment; never stored
     timeout: float = 120.0
     threads: int = 1
-    model_cache: Path = Path.home() / ".cache" / "kt" / "models"
+    model_cache: Path = DEFAULT_MODEL_CACHE
 
     def __post_init__(self) -> None:
         if self.kind not in BACKENDS:

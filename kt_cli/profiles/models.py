@@ -83,6 +83,7 @@ PACKAGED: dict[str, PackagedModel] = {m.name: m for m in [
 ]}
 
 DEFAULT_CHAT_MODEL = "qwen2.5-coder-1.5b"
+DEFAULT_MODEL_CACHE = Path.home() / ".cache" / "kt" / "models"  # where split models are assembled once
 
 
 def packaged_model(name: str) -> PackagedModel:
