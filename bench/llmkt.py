@@ -3,28 +3,34 @@
 For each model (NeuMF, SimpleX, MultVAE), on the stored 70/10/20 split (split seed 42), full ranking,
 early stopping on validation NDCG@10:
 
-- baseline: the model alone; learning rate x dropout searched on validation (8 configurations);
+- baseline: the model alone; learning rate x dropout searched on validation (4 configurations);
 - LLM-KT: reconstruct the shipped LLM profile vectors (all-MiniLM-L6-v2, reduced to the hooked layer's
-  width); alpha x reducer (PCA, UMAP) searched on validation (8 configurations, on the baseline's best
-  learning rate and dropout);
+  width); alpha x reducer (PCA, UMAP) searched on validation (4 configurations, the same budget, on the
+  baseline's best learning rate and dropout); the layer is the reference's and the width the layer's (64);
 - control random: the best LLM-KT configuration with random vectors for the same users, same scale;
 - control history-text: the best LLM-KT configuration with the no-LLM text of the same history (the lines
   the profile prompt shows) embedded by the same encoder and reduced the same way.
 The test split is read once per final configuration: 5 training seeds per arm. Reported: mean and
 standard deviation over seeds, change against the baseline, a paired t-test over users (each user's
-metric averaged over the seeds), the same for users with fewer than 20 training interactions, epoch time
-with the hook against the baseline's, and the time of each pipeline stage.
+metric averaged over the seeds) and, because that test sees user noise but not training noise, a Welch
+t-test over the seed means and an A/A check (baseline seed 1 against baseline seed 2 with the per-user
+test); the same for users with fewer than 20 training interactions; epoch time with the hook against the
+baseline's, and the time of each pipeline stage.
 
 Usage:
-  python bench/llmkt.py                                   # everything (run it in the background)
+  python bench/llmkt.py                                   # everything, 2 models at a time (background it)
   python bench/llmkt.py --models multvae --seeds 1        # one model, one seed: the rerun check
-Results are cached in the bench store (--store): a rerun reuses every finished run and evaluation.
+docs/results.md and docs/results.svg are written only by a run of all models with 5 seeds (or --out);
+other runs print their tables. Each model trains in its own copy of the prepared store
+(bench/bench-<model>.duckdb), which caches every finished run and evaluation: delete it to retrain.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -50,9 +56,7 @@ from kt_cli.training.trainer import train  # noqa: E402
 
 DATASET = "ml-100k"
 WIDTH = 64  # the default hooked layer of all three models is 64-d
-ALPHAS = (0.1, 0.3, 0.5, 0.8)
 REDUCERS = ("pca", "umap")
-LEARNING_RATES = (5e-4, 1e-3, 2e-3, 5e-3)
 METRICS = ("ndcg@10", "recall@10", "hit@10")
 SPARSE = "n_train<20"
 ARMS = ("baseline", "llm-kt", "random", "history-text")
@@ -60,18 +64,29 @@ ARMS = ("baseline", "llm-kt", "random", "history-text")
 
 @dataclass(frozen=True)
 class Budget:
-    """Epochs per phase and patience: the same for every arm of one model."""
+    """Epochs per phase, patience and the search grids: the same for every arm of one model.
+
+    The baseline's grid (learning rate x dropout) and LLM-KT's (alpha x reducer) have the same size, so
+    neither side gets more tuning than the other.
+    """
 
     distill: int
     finetune: int
     patience: int
-    dropouts: tuple[float, float]
+    learning_rates: tuple[float, ...]
+    dropouts: tuple[float, ...]
+    alphas: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        assert len(self.learning_rates) * len(self.dropouts) == len(self.alphas) * len(REDUCERS)
 
 
+# Sized to the 2-hour limit on 2 cores (measured: MultVAE ~0.15 s an epoch + ~0.3 s to validate; SimpleX
+# ~1.4 s + 0.4 s; NeuMF ~0.8 s + ~4 s, because it validates by scoring every user-item pair).
 BUDGETS = {
-    "multvae": Budget(100, 100, 10, (0.3, 0.5)),
-    "neumf": Budget(20, 20, 5, (0.0, 0.1)),
-    "simplex": Budget(20, 20, 5, (0.1, 0.3)),
+    "multvae": Budget(100, 100, 10, (1e-3, 5e-3), (0.3, 0.5), (0.1, 0.5)),
+    "simplex": Budget(15, 15, 4, (1e-3, 5e-3), (0.1, 0.3), (0.1, 0.5)),
+    "neumf": Budget(8, 8, 3, (1e-3, 5e-3), (0.0, 0.2), (0.1, 0.5)),
 }
 
 
@@ -125,14 +140,14 @@ def _fit(store_path: Path, config: TrainConfig, name: str) -> dict:
 def search(store_path: Path, model: str, budget: Budget) -> dict:
     """Validation-only choices: baseline (lr x dropout), then LLM-KT (alpha x reducer) on the best of those."""
     base_scores = {}
-    for lr in LEARNING_RATES:
+    for lr in budget.learning_rates:
         for dropout in budget.dropouts:
             name = f"{model}-search-base-lr{lr:g}-d{dropout:g}"
             base_scores[(lr, dropout)] = _fit(store_path, _config(model, budget, 42, lr, dropout), name)["best_valid"]
     lr, dropout = max(base_scores, key=base_scores.get)
     kt_scores = {}
     for method in REDUCERS:
-        for alpha in ALPHAS:
+        for alpha in budget.alphas:
             name = f"{model}-search-kt-{method}-a{alpha:g}"
             config = _config(model, budget, 42, lr, dropout, f"llm-{method}", alpha)
             kt_scores[(method, alpha)] = _fit(store_path, config, name)["best_valid"]
@@ -141,19 +156,42 @@ def search(store_path: Path, model: str, budget: Budget) -> dict:
             "base_scores": base_scores, "kt_scores": kt_scores}
 
 
-def finals(store_path: Path, model: str, budget: Budget, best: dict, seeds: list[int]) -> dict[str, list[str]]:
-    """Train and test-evaluate every arm for every seed; returns run names by arm."""
+def finals(store_path: Path, model: str, budget: Budget, best: dict, seeds: list[int]) -> tuple[dict, dict]:
+    """Train and test-evaluate every arm for every seed; returns run names by arm and test-eval seconds."""
     knowledge = {"baseline": None, "llm-kt": f"llm-{best['method']}", "random": f"random-{best['method']}",
                  "history-text": f"history-{best['method']}"}
     runs: dict[str, list[str]] = {arm: [] for arm in ARMS}
+    eval_seconds: list[float] = []
     for seed in seeds:
         for arm in ARMS:
             config = _config(model, budget, seed, best["lr"], best["dropout"], knowledge[arm], best["alpha"])
             name = f"{model}-final-{arm}-s{seed}"
             _fit(store_path, config, name)
-            evaluate_run(store_path, name, EvalSettings())
+            result = evaluate_run(store_path, name, EvalSettings())
+            if not result.cached:
+                eval_seconds.append(result.seconds)
             runs[arm].append(name)
-    return runs
+    return runs, {"test evaluation (full ranking, 943 users)": float(np.mean(eval_seconds)) if eval_seconds else None}
+
+
+def model_store(store_path: Path, model: str) -> Path:
+    """The model's own copy of the prepared store, so models can train in parallel processes."""
+    path = store_path.with_name(f"{store_path.stem}-{model}.duckdb")
+    if not path.exists():
+        shutil.copyfile(store_path, path)
+    return path
+
+
+def run_model(job: tuple[str, Budget, list[int], Path]) -> dict:
+    """Search, finals and summary for one model (a worker process)."""
+    model, budget, seeds, store_path = job
+    started = time.perf_counter()
+    path = model_store(store_path, model)
+    best = search(path, model, budget)
+    print(model, "search:", {k: v for k, v in best.items() if "scores" not in k}, flush=True)
+    runs, eval_seconds = finals(path, model, budget, best, seeds)
+    return {"budget": budget, "search": best, "summary": summarize(path, runs), "runs": runs,
+            "eval_seconds": eval_seconds, "minutes": (time.perf_counter() - started) / 60}
 
 
 def _per_user(store: Store, run: str, metric: str, sparse: bool) -> "np.ndarray":
@@ -167,7 +205,11 @@ def _per_user(store: Store, run: str, metric: str, sparse: bool) -> "np.ndarray"
 
 
 def summarize(store_path: Path, runs: dict[str, list[str]]) -> dict:
-    """Mean and spread over seeds; paired t-test over users of the seed-averaged metric, against the baseline."""
+    """Per arm and metric: mean and spread over seeds, the change against the baseline, a paired t-test over
+    users of the seed-averaged metric, and a Welch t-test over the seed means (training noise); plus the
+    per-user test of baseline seed 1 against baseline seed 2 (an A/A check: same config, other seed)."""
+    from scipy.stats import ttest_ind
+
     out: dict = {}
     with Store.open(store_path) as store:
         for sparse in (False, True):
@@ -179,12 +221,28 @@ def summarize(store_path: Path, runs: dict[str, list[str]]) -> dict:
                 for arm, series in per_arm.items():
                     seed_means = [float(s.mean()) for s in series]
                     users = np.mean([s.to_numpy() for s in series], axis=0)
-                    p, _ = paired_test(base_users, users, "ttest") if arm != "baseline" else (None, None)
+                    compared = arm != "baseline"
+                    p_users = paired_test(base_users, users, "ttest")[0] if compared else None
+                    p_seeds = (float(ttest_ind(seed_means, base_seed_means, equal_var=False).pvalue)
+                               if compared and len(seed_means) > 1 else None)
                     table[(arm, metric)] = {
-                        "mean": float(np.mean(seed_means)), "std": float(np.std(seed_means, ddof=1))
-                        if len(seed_means) > 1 else 0.0,
+                        "mean": float(np.mean(seed_means)),
+                        "std": float(np.std(seed_means, ddof=1)) if len(seed_means) > 1 else 0.0,
                         "delta_pct": (np.mean(seed_means) / np.mean(base_seed_means) - 1) * 100,
-                        "p": p, "n_users": len(users)}
+                        "p": p_users, "p_seeds": p_seeds, "n_users": len(users)}
+                llm_users = np.mean([s.to_numpy() for s in per_arm["llm-kt"]], axis=0)
+                llm_seeds = [float(s.mean()) for s in per_arm["llm-kt"]]
+                for control in ("random", "history-text"):
+                    users = np.mean([s.to_numpy() for s in per_arm[control]], axis=0)
+                    seeds = [float(s.mean()) for s in per_arm[control]]
+                    table[(f"llm-kt vs {control}", metric)] = {
+                        "delta_pct": (np.mean(llm_seeds) / np.mean(seeds) - 1) * 100,
+                        "p": paired_test(users, llm_users, "ttest")[0],
+                        "p_seeds": float(ttest_ind(llm_seeds, seeds, equal_var=False).pvalue) if len(seeds) > 1 else None}
+                if len(per_arm["baseline"]) > 1:
+                    first, second = (s.to_numpy() for s in per_arm["baseline"][:2])
+                    table[("A/A", metric)] = {"delta_pct": (second.mean() / first.mean() - 1) * 100,
+                                              "p": paired_test(first, second, "ttest")[0]}
             out[SPARSE if sparse else "all"] = table
         overhead = {}
         for arm in ARMS:
@@ -198,8 +256,9 @@ def summarize(store_path: Path, runs: dict[str, list[str]]) -> dict:
 def _cell(row: dict, with_delta: bool) -> str:
     text = f"{row['mean']:.4f} ± {row['std']:.4f}"
     if with_delta:
-        star = "*" if row["p"] is not None and row["p"] < 0.05 else ""
-        text += f" ({row['delta_pct']:+.1f}%{star}, p={row['p']:.3g})"
+        star = "*" if row["p"] < 0.05 else ""
+        seeds = f", seeds p={row['p_seeds']:.2g}" if row["p_seeds"] is not None else ""
+        text += f" ({row['delta_pct']:+.1f}%{star}, users p={row['p']:.2g}{seeds})"
     return text
 
 
@@ -228,27 +287,36 @@ def _svg(results: dict[str, dict]) -> str:
     return "\n".join(parts + ["</svg>"])
 
 
+def _grid(values: tuple) -> str:
+    return "{" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) + "}"
+
+
 def write_report(results: dict[str, dict], stages: dict[str, float], seeds: list[int], wall: float, out: Path) -> None:
     lines = ["# Results: LLM-KT on ml-100k, with controls", "",
-             f"Generated by `python bench/llmkt.py` ({wall / 60:.0f} min wall on this machine, 1 thread); do not "
-             "edit the tables by hand. Analysis: the section at the end (from bench/results_notes.md).", "",
+             f"Generated by `python bench/llmkt.py` ({wall / 60:.0f} min wall on this machine: 2 cores, two models "
+             "at a time, 1 thread each); do not edit the tables by hand. What they mean, what was tried and what "
+             "holds: the analysis at the end (from bench/results_notes.md).", "",
              f"Setting: ml-100k, per-user random split 70/10/20 (split seed 42), full ranking over all items, "
-             f"early stopping on validation NDCG@10; training seeds {', '.join(map(str, seeds))}; shipped LLM "
-             f"profiles cover {int(stages['coverage'])} of 943 users (the others are masked out of the "
-             f"reconstruction loss, in LLM-KT and in both controls alike).", "",
-             "Budget per model (every arm): epochs distill/train + fine-tune, patience; search on validation with "
-             f"seed 42: baseline learning rate {LEARNING_RATES} x dropout (8 runs), LLM-KT alpha {ALPHAS} x reducer "
-             f"{REDUCERS} at width {WIDTH} (8 runs); controls reuse LLM-KT's chosen alpha and reducer.", ""]
-    lines += ["| model | epochs | patience | best baseline (lr, dropout) | best LLM-KT (reducer, alpha) |",
-              "|---|---|---|---|---|"]
+             f"early stopping on validation NDCG@10 in each phase; training seeds {', '.join(map(str, seeds))}; "
+             f"the shipped LLM profiles cover {int(stages['coverage'])} of 943 users.", "",
+             "Budget per model (every arm alike): max epochs of the first phase (with the hook) + the fine-tune "
+             "phase, and patience. Search on validation only, seed 42: the baseline's learning rate x dropout, "
+             "then LLM-KT's alpha x reducer (PCA or UMAP to 64 dims, the width of the reference's layer) on the "
+             "baseline's best; the same number of configurations each. The controls reuse LLM-KT's choice. The "
+             "test split is read once per final run (4 arms x seeds).", "",
+             "| model | epochs | patience | baseline grid (lr x dropout) | LLM-KT grid (alpha x reducer) | "
+             "chosen baseline | chosen LLM-KT | minutes |", "|---|---|---|---|---|---|---|---|"]
     for model, r in results.items():
-        b, s = r["budget"], r["search"]
-        lines.append(f"| {model} | {b.distill} + {b.finetune} | {b.patience} | {s['lr']:g}, {s['dropout']:g} | "
-                     f"{s['method']}, {s['alpha']:g} |")
+        b, c = r["budget"], r["search"]
+        lines.append(f"| {model} | {b.distill} + {b.finetune} | {b.patience} | {_grid(b.learning_rates)} x {_grid(b.dropouts)} | "
+                     f"{_grid(b.alphas)} x {_grid(REDUCERS)} | lr {c['lr']:g}, dropout {c['dropout']:g} | {c['method']}, "
+                     f"alpha {c['alpha']:g} | {r['minutes']:.0f} |")
     lines += ["", "![NDCG@10 by model and arm](results.svg)", ""]
-    for slice_name, title in (("all", "All 943 users"), (SPARSE, "Sparse users (fewer than 20 training interactions)")):
-        lines += [f"## {title}", "", "Mean ± std over seeds; in brackets the change of the mean against the "
-                  "baseline and the paired t-test over users (* p < 0.05).", ""]
+    for slice_name, title in (("all", "All users"), (SPARSE, "Sparse users (fewer than 20 training interactions)")):
+        lines += [f"## {title}", "", "Mean ± std over seeds. In brackets: the change of the mean against the "
+                  "baseline; the paired t-test over users of the seed-averaged metric (* p < 0.05); the Welch "
+                  "t-test over the seed means. The 'llm-kt vs' rows test LLM-KT against each control the same way. The A/A row is the per-user test of baseline seed 1 against "
+                  "baseline seed 2: how large a 'significant' change training noise alone produces.", ""]
         for model, r in results.items():
             table = r["summary"][slice_name]
             n_users = table[("baseline", "ndcg@10")]["n_users"]
@@ -257,23 +325,37 @@ def write_report(results: dict[str, dict], stages: dict[str, float], seeds: list
             for arm in ARMS:
                 lines.append(f"| {arm} | " + " | ".join(_cell(table[(arm, m)], arm != "baseline") for m in METRICS)
                              + " |")
+            for control in ("random", "history-text"):
+                row = f"llm-kt vs {control}"
+                lines.append(f"| {row} | " + " | ".join(
+                    f"{table[(row, m)]['delta_pct']:+.1f}%{'*' if table[(row, m)]['p'] < 0.05 else ''}, "
+                    f"users p={table[(row, m)]['p']:.2g}"
+                    + (f", seeds p={table[(row, m)]['p_seeds']:.2g}" if table[(row, m)]['p_seeds'] is not None else "")
+                    for m in METRICS) + " |")
+            if ("A/A", METRICS[0]) in table:
+                lines.append("| A/A (seed 2 vs 1) | " + " | ".join(
+                    f"{table[('A/A', m)]['delta_pct']:+.1f}%, users p={table[('A/A', m)]['p']:.2g}" for m in METRICS)
+                    + " |")
             lines.append("")
-    lines += ["## Cost", "", "Training seconds per epoch (mean over seeds; first phase: with the hook for LLM-KT and "
-              "the controls), and the ratio to the baseline's (target: at most 1.10).", "",
-              "| model | baseline | LLM-KT | ratio | random | history-text |", "|---|---|---|---|---|---|"]
+    lines += ["## Cost", "", "Training seconds per epoch (mean over seeds; first phase, with the hook for LLM-KT and "
+              "the controls), and the ratio to the baseline's (target: at most 1.10). Validation is not included.",
+              "", "| model | baseline | LLM-KT | ratio | random | history-text | test evaluation (s) |",
+              "|---|---|---|---|---|---|---|"]
     for model, r in results.items():
         e = r["summary"]["epoch_seconds"]
+        evaluation = next(iter(r["eval_seconds"].values()))
         lines.append(f"| {model} | {e['baseline']:.3f} | {e['llm-kt']:.3f} | {e['llm-kt'] / e['baseline']:.2f} | "
-                     f"{e['random']:.3f} | {e['history-text']:.3f} |")
-    lines += ["", "Pipeline stages (seconds, measured when the bench store was made):", "", "| stage | seconds |",
-              "|---|---|"]
+                     f"{e['random']:.3f} | {e['history-text']:.3f} | "
+                     f"{f'{evaluation:.1f}' if evaluation is not None else 'cached'} |")
+    lines += ["", "Pipeline stages before training (seconds, measured when the bench store was made):", "",
+              "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in stages.items() if k != "coverage"]
     lines += ["", "## Search (validation NDCG@10, seed 42)", ""]
     for model, r in results.items():
-        s = r["search"]
-        lines.append(f"- {model}: baseline " + ", ".join(f"lr {lr:g} d {d:g}: {v:.4f}" for (lr, d), v in
-                                                          s["base_scores"].items()))
-        lines.append("  LLM-KT " + ", ".join(f"{m} a {a:g}: {v:.4f}" for (m, a), v in s["kt_scores"].items()))
+        c = r["search"]
+        lines.append(f"- {model}: baseline " + ", ".join(f"lr {lr:g} dropout {d:g}: {v:.4f}" for (lr, d), v in
+                                                          c["base_scores"].items()))
+        lines.append("  LLM-KT " + ", ".join(f"{m} alpha {a:g}: {v:.4f}" for (m, a), v in c["kt_scores"].items()))
     notes = ROOT / "bench" / "results_notes.md"
     if notes.exists():
         lines += ["", notes.read_text()]
@@ -281,32 +363,49 @@ def write_report(results: dict[str, dict], stages: dict[str, float], seeds: list
     (out.parent / "results.svg").write_text(_svg(results))
 
 
+def print_tables(results: dict[str, dict]) -> None:
+    for model, r in results.items():
+        for slice_name in ("all", SPARSE):
+            table = r["summary"][slice_name]
+            for arm in ARMS:
+                print(f"{model:8} {slice_name:10} {arm:13}", " | ".join(
+                    f"{m} {_cell(table[(arm, m)], arm != 'baseline')}" for m in METRICS), flush=True)
+        print(f"{model:8} epoch seconds", {k: round(v, 3) for k, v in r["summary"]["epoch_seconds"].items()})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="multvae,neumf,simplex")
+    parser.add_argument("--models", default="neumf,simplex,multvae", help="comma-separated; slowest first")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=2, help="models trained at a time (1 thread each)")
     parser.add_argument("--store", type=Path, default=ROOT / "bench" / "bench.duckdb")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results.md")
+    parser.add_argument("--out", type=Path, help="report path [default: docs/results.md for a full run, else none]")
     parser.add_argument("--epochs", type=int, help="override every budget's epochs per phase (smoke runs: use "
                         "another --store, run names do not carry the budget)")
     args = parser.parse_args()
+    models = args.models.split(",")
+    unknown = set(models) - set(BUDGETS)
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(sorted(unknown))}; choose from {', '.join(BUDGETS)}")
+    full = set(models) == set(BUDGETS) and args.seeds == 5 and args.epochs is None
+    out = args.out or (ROOT / "docs" / "results.md" if full else None)
     started = time.perf_counter()
     stages = prepare(args.store)
     print("stages:", json.dumps({k: round(v, 1) for k, v in stages.items()}), flush=True)
     seeds = list(range(1, args.seeds + 1))
-    results = {}
-    for model in args.models.split(","):
-        budget = BUDGETS[model] if args.epochs is None else replace(BUDGETS[model], distill=args.epochs,
-                                                                     finetune=args.epochs)
-        best = search(args.store, model, budget)
-        print(model, "search:", {k: v for k, v in best.items() if "scores" not in k}, flush=True)
-        runs = finals(args.store, model, budget, best, seeds)
-        results[model] = {"budget": budget, "search": best, "summary": summarize(args.store, runs)}
-        for metric in METRICS:
-            print(model, metric, {arm: round(results[model]["summary"]["all"][(arm, metric)]["mean"], 4)
-                                  for arm in ARMS}, flush=True)
-    write_report(results, stages, seeds, time.perf_counter() - started, args.out)
-    print(f"wrote {args.out}")
+    jobs = [(m, BUDGETS[m] if args.epochs is None else replace(BUDGETS[m], distill=args.epochs,
+                                                                finetune=args.epochs), seeds, args.store)
+            for m in models]
+    results: dict[str, dict] = {}
+    with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
+        for model, result in zip(models, pool.imap(run_model, jobs)):
+            results[model] = result
+            print_tables({model: result})
+            if out:  # after each model, so an interrupted benchmark keeps what it finished
+                write_report({m: results[m] for m in models if m in results}, stages, seeds,
+                             time.perf_counter() - started, out)
+    if out:
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

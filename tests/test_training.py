@@ -211,3 +211,17 @@ def test_resume_across_a_phase_boundary_keeps_the_distilled_weights(tmp_path, mo
     with Store.open(path) as store, Store.open(reference) as ref:
         cols = ["phase", "epoch", "valid_metric"]
         assert store.epochs("r")[cols].equals(ref.epochs("r")[cols])
+
+
+@pytest.mark.parametrize("model", ["multvae", "neumf"])
+def test_knowledge_at_alpha_zero_trains_exactly_the_baseline(store_path, tmp_path, model) -> None:
+    """The hook's set-up (dry batch, projection head) draws no random numbers that training would, so
+    a run with knowledge sees the baseline's batches and negatives: the pairing in kt compare is clean."""
+    with Store.open(store_path) as store:
+        import_vectors(store, "ml-100k", _vectors(tmp_path), "vec")
+    train(store_path, TrainConfig(model=model, **FAST), "base")
+    train(store_path, TrainConfig(model=model, knowledge="vec", alpha=0.0, project="linear", **FAST), "zero")
+    with Store.open(store_path) as store:
+        base, zero = (store.epochs(r).drop(columns=["seconds", "phase", "recon_loss", "aligned_rows",
+                                                    "masked_rows"]) for r in ("base", "zero"))
+    assert base.equals(zero)

@@ -33,6 +33,25 @@ def _p_headers(runs: list[str]) -> list[str]:
     return ["p-value"] if len(runs) == 2 else [f"p {run}" for run in runs[1:]]
 
 
+def _header(result: Comparison) -> list[str]:
+    return ["metric"] + result.runs + _p_headers(result.runs)
+
+
+def _caption(result: Comparison) -> str:
+    return (f"{result.dataset}, split {result.split_id}, {result.settings['part']} "
+            f"({result.settings['mode']}), {result.slice}: {result.n_users} users; paired {result.test} "
+            f"vs {result.runs[0]}, * = p < {ALPHA}")
+
+
+def show(result: Comparison) -> None:
+    """The comparison as a terminal table (kt compare's default, and kt demo's ending)."""
+    table(_header(result), _rows(result), title=_caption(result))
+
+
+def as_json(result: Comparison) -> dict:
+    return {**result.__dict__, "rows": {k: [c.__dict__ for c in v] for k, v in result.rows.items()}}
+
+
 def compare(
     runs: Annotated[list[str], typer.Argument(help="Runs to compare; the first is the reference.")],
     format: Annotated[str, typer.Option("--format", help="table, markdown, csv or json.")] = "table",
@@ -54,15 +73,12 @@ def compare(
         result = compare_runs(db, runs, EvalSettings(ks=parse_ks(k), mode=mode, part=part), test=test,
                               max_train=max_train,
                               metrics=metrics.split(",") if metrics else None)
-    header = ["metric"] + result.runs + _p_headers(result.runs)
-    caption = (f"{result.dataset}, split {result.split_id}, {result.settings['part']} "
-               f"({result.settings['mode']}), {result.slice}: {result.n_users} users; paired {result.test} "
-               f"vs {result.runs[0]}, * = p < {ALPHA}")
     if format == "json":
-        return emit_json({**result.__dict__, "rows": {k: [c.__dict__ for c in v] for k, v in result.rows.items()}})
+        return emit_json(as_json(result))
     if format == "table":
-        table(header, _rows(result), title=caption)
-    elif format == "markdown":
+        return show(result)
+    header, caption = _header(result), _caption(result)
+    if format == "markdown":
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in _rows(result)]
         stdout.print("\n".join(lines) + f"\n\n{caption}", markup=False, highlight=False)

@@ -6,9 +6,11 @@ run is evaluated on exactly the split and id mapping it was trained on.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -110,11 +112,38 @@ class Session:
             popularity=self.item_popularity() if mode != "full" else None, seed=seed,
         )
 
+    def rng_state(self) -> dict[str, Any]:
+        """Every random state training consumes, for checkpoints and for side trips that must not count."""
+        return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                "loader": self.parts.train_data.generator.get_state(),
+                "scalars": {k: v for k, v in vars(self.model).items()
+                            if type(v) in (int, float)}}  # e.g. MultVAE's anneal step counter
+
+    def restore_rng(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        np.random.set_state(state["numpy"])
+        random.setstate(state["python"])
+        self.parts.train_data.generator.set_state(state["loader"])
+        for key, value in state["scalars"].items():
+            setattr(self.model, key, value)
+
     def attach_knowledge(self) -> None:
-        """Hook the layer and set up targets; checks the layer's width on one dry batch."""
+        """Hook the layer and set up targets; checks the layer's width on one dry batch.
+
+        The dry batch and the projection head's initialisation happen off the record (random states
+        restored), so a run with knowledge sees the same initial weights, batches and negatives as the
+        baseline with the same seed: the paired comparison differs in the knowledge alone.
+        """
         knowledge = self.inputs.knowledge
         if knowledge is None:
             return
+        state = self.rng_state()
+        try:
+            self._attach(knowledge)
+        finally:
+            self.restore_rng(state)
+
+    def _attach(self, knowledge: Knowledge) -> None:
         internal = self.parts.internal_ids(knowledge.entity, knowledge.ids)
         n_entities = self.parts.num(knowledge.entity)
         self.targets = KnowledgeTargets.build(internal, knowledge.vectors, n_entities, self.parts.device)

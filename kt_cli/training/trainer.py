@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-import random
 import shutil
 import time
 from collections.abc import Callable
@@ -91,22 +90,6 @@ def _optimizer(params: list[torch.nn.Parameter], recbole_config: Any) -> torch.o
     if learner not in choices:
         raise UsageError(f"learner '{learner}' is not supported; use one of {', '.join(choices)}.")
     return choices[learner](params, lr=lr, weight_decay=decay)
-
-
-def _rng_state(session: Session) -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-            "loader": session.parts.train_data.generator.get_state(),
-            "scalars": {k: v for k, v in vars(session.model).items()
-                        if type(v) in (int, float)}}  # e.g. MultVAE's anneal step counter
-
-
-def _restore_rng(session: Session, state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    session.parts.train_data.generator.set_state(state["loader"])
-    for key, value in state["scalars"].items():
-        setattr(session.model, key, value)
 
 
 class _Checkpoint:
@@ -214,7 +197,7 @@ def _fit(
         model.load_state_dict(state["model"])
         if session.recon is not None and state["recon"] is not None:
             session.recon.load_state_dict(state["recon"])
-        _restore_rng(session, state["rng"])
+        session.restore_rng(state["rng"])
 
     def flush(position: dict[str, Any]) -> None:
         checkpoint.save({**position, "log": log, "phase_results": phase_results})
@@ -282,7 +265,7 @@ def _fit(
                 flush({"phase": phase_index, "epoch": epoch, "model": model.state_dict(),
                        "recon": session.recon.state_dict() if session.recon else None,
                        "optimizer": optimizer.state_dict(), "best": best, "bad": bad,
-                       "rng": _rng_state(session)})
+                       "rng": session.rng_state()})
                 last_flush = time.perf_counter()
             if stop:
                 break
@@ -292,7 +275,7 @@ def _fit(
         phase_results.append({"phase": phase, "best_valid": best["score"], "best_epoch": best["epoch"],
                               "epochs": epoch + 1})
         flush({"phase": phase_index + 1, "epoch": -1, "model": model.state_dict(),
-               "recon": session.recon.state_dict() if session.recon else None, "rng": _rng_state(session)})
+               "recon": session.recon.state_dict() if session.recon else None, "rng": session.rng_state()})
 
     torch.save({"model": model.state_dict(),
                 "projection": session.recon.state_dict() if session.recon else None},

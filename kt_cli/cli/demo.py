@@ -1,0 +1,106 @@
+"""``kt demo``: the main job. The whole pipeline on ml-100k with built-in defaults, offline, in minutes.
+
+It is the real commands run in one process (one start-up of torch and RecBole instead of twelve), each
+printed as the ``kt`` command line it is before it runs, so a user can rerun or vary any step by hand.
+Every step stores its result, so a second ``kt demo`` reuses all of them and takes seconds.
+
+The epoch budgets are the demo's own, sized so the job fits in under 10 minutes on 2 cores; the
+benchmark (bench/llmkt.py, docs/results.md) is where budgets, alpha and reducer are tuned and seeds
+repeated. The demo shows one seed and says so.
+"""
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+
+from kt_cli.cli import compare as compare_cli
+from kt_cli.cli import embed as embed_cli
+from kt_cli.cli import options
+from kt_cli.cli import profile as profile_cli
+from kt_cli.cli import reduce as reduce_cli
+from kt_cli.cli import train as train_cli
+from kt_cli.cli.render import emit_json, note
+from kt_cli.evaluation.compare import compare_runs
+from kt_cli.evaluation.settings import EvalSettings
+from kt_cli.profiles.models import DEFAULT_CHAT_MODEL
+from kt_cli.store import Store
+
+DATASET = "ml-100k"
+PROFILE_SET = f"user-{DEFAULT_CHAT_MODEL}"
+KNOWLEDGE = "llm-pca64"
+EVAL = EvalSettings(ks=(10,))
+METRICS = ["ndcg", "recall", "hit"]
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    """One model's demo schedule: epochs per phase, patience, and the LLM-KT weight."""
+
+    key: str
+    epochs: int
+    patience: int
+    alpha: float
+
+
+# NeuMF scores every user-item pair through its MLP to validate (about 4 s an epoch here), so it gets the
+# smallest budget; MultVAE epochs take a fraction of a second.
+DEMO_MODELS = (DemoModel("multvae", 100, 10, 0.5), DemoModel("simplex", 20, 5, 0.5),
+               DemoModel("neumf", 10, 3, 0.5))
+
+
+def _run(command: Callable[..., Any], argv: str, **kwargs: Any) -> None:
+    """Print the command line a step is, then run it through the same function the CLI calls."""
+    note(f"[bold]$ kt {argv}[/bold]")
+    command(**kwargs)
+
+
+def demo(
+    quick: Annotated[bool, typer.Option("--quick", help="One epoch per phase (runs named quick-*): checks an "
+                                        "install end to end in about a minute; the numbers mean nothing.")] = False,
+    threads: Annotated[int, typer.Option("--threads", envvar="KT_THREADS", min=1,
+                                         help="CPU threads for torch [default: all cores].")] = os.cpu_count() or 1,
+    profiles_cache: options.ProfilesCache = options.DEFAULT_PROFILES_CACHE,
+    store: options.Store = options.DEFAULT_STORE,
+    json: options.Json = False,
+) -> None:
+    """Run the main job: shipped LLM profiles -> MiniLM -> PCA 64 -> baseline vs LLM-KT for MultVAE, SimpleX
+    and NeuMF on ml-100k, then the comparison tables. Offline; a rerun reuses the store."""
+    from kt_cli.evaluation.evaluate import evaluate_run  # torch and RecBole: only when running
+
+    common = {"dataset": DATASET, "store": store}
+    _run(profile_cli.profile, f"profile --dataset {DATASET} --offline", offline=True,
+         profiles_cache=profiles_cache, **common)
+    _run(embed_cli.embed, f"embed --dataset {DATASET} --profiles {PROFILE_SET}", profiles=PROFILE_SET,
+         threads=threads, **common)
+    _run(reduce_cli.reduce, f"reduce --dataset {DATASET} --from {PROFILE_SET}-minilm --method pca --dim 64 "
+         f"--name {KNOWLEDGE}", source=f"{PROFILE_SET}-minilm", method="pca", dim=64, name=KNOWLEDGE, **common)
+    pairs = []
+    for spec in DEMO_MODELS:
+        spec = DemoModel(spec.key, 1, 1, spec.alpha) if quick else spec
+        prefix = "quick" if quick else "demo"
+        schedule = {"distill_epochs": spec.epochs, "finetune_epochs": spec.epochs, "patience": spec.patience}
+        flags = f"--distill-epochs {spec.epochs} --finetune-epochs {spec.epochs} --patience {spec.patience}"
+        base, llm = f"{prefix}-{spec.key}-base", f"{prefix}-{spec.key}-llmkt"
+        _run(train_cli.train, f"train --model {spec.key} {flags} --name {base}", model=spec.key, name=base,
+             threads=threads, **schedule, **common)
+        _run(train_cli.train, f"train --model {spec.key} {flags} --knowledge {KNOWLEDGE} --alpha {spec.alpha} "
+             f"--name {llm}", model=spec.key, knowledge=KNOWLEDGE, alpha=spec.alpha, name=llm, threads=threads,
+             **schedule, **common)
+        pairs.append((base, llm))
+    runs = [run for pair in pairs for run in pair]
+    note(f"[bold]$ kt eval {' '.join(runs)} --k 10[/bold]")
+    for run in runs:
+        evaluate_run(store, run, EVAL, threads=threads)
+    with Store.open(store) as db:
+        results = [compare_runs(db, list(pair), EVAL, test="ttest", metrics=METRICS) for pair in pairs]
+    if json:
+        return emit_json([compare_cli.as_json(result) for result in results])
+    for (base, llm), result in zip(pairs, results):
+        note(f"[bold]$ kt compare {base} {llm} --k 10 --metrics {','.join(METRICS)}[/bold]")
+        compare_cli.show(result)
+    note("One training seed each: a first look, not evidence (add --max-train 20 to kt compare for sparse "
+         "users). The benchmark with 5 seeds, a validation search and two controls is bench/llmkt.py; its "
+         "results are in docs/results.md.")

@@ -1,0 +1,44 @@
+"""``kt demo --quick``: the main job's real pipeline end to end (shipped profiles, MiniLM, PCA, RecBole
+training of all three models, evaluation, comparison), then a rerun that reuses every stored result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kt_cli.cli.app import app
+from kt_cli.store import Store
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+
+
+def test_demo_runs_the_pipeline_and_reuses_the_store(store_path: Path) -> None:
+    args = ["demo", "--quick", "--threads", "1", "--store", str(store_path), "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    comparisons = json.loads(first.stdout)
+    # three models, baseline first, all users
+    assert [c["runs"][0] for c in comparisons] == [f"quick-{m}-base" for m in ("multvae", "simplex", "neumf")]
+    for c in comparisons:
+        assert c["runs"][1] == c["runs"][0].replace("-base", "-llmkt")
+        assert set(c["rows"]) == {"ndcg@10", "recall@10", "hit@10"}
+        base, llm = c["rows"]["ndcg@10"]
+        assert 0 < base["value"] < 1 and 0 < llm["value"] < 1 and 0 <= llm["p_value"] <= 1
+    assert comparisons[0]["n_users"] == 943
+    assert "$ kt train --model neumf" in " ".join(first.stderr.split())  # each step shows its command
+    with Store.open(store_path) as store:
+        runs = {r.name: r for r in store.runs()}
+        shipped = store.profile_set("ml-100k", "user-qwen2.5-coder-1.5b")
+    assert all(runs[f"quick-{m}-llmkt"].summary["coverage"]["matched"] == shipped.n_profiles
+               for m in ("multvae", "simplex", "neumf"))
+
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout) == comparisons
+    assert again.stderr.count("Already trained") == 6 and "Already stored" in again.stderr
+    with Store.open(store_path) as store:
+        assert {r.name: r.finished_at for r in store.runs()} == {n: r.finished_at for n, r in runs.items()}
