@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from kt_cli.errors import Interrupted, TrainingError
+from kt_cli.errors import Interrupted, TrainingError, UsageError
 from kt_cli.knowledge.sets import import_vectors
 from kt_cli.store import Store
 from kt_cli.training import trainer as trainer_module
 from kt_cli.training.config import TrainConfig
 from kt_cli.training.session import Session, read_inputs
-from kt_cli.training.transfer import align_rows
+from kt_cli.training.transfer import KnowledgeTargets, align_rows
 from kt_cli.training.trainer import run_dir, train
 
 FAST = {"distill_epochs": 2, "finetune_epochs": 2, "patience": 5}
@@ -225,3 +225,28 @@ def test_knowledge_at_alpha_zero_trains_exactly_the_baseline(store_path, tmp_pat
         base, zero = (store.epochs(r).drop(columns=["seconds", "phase", "recon_loss", "aligned_rows",
                                                     "masked_rows"]) for r in ("base", "zero"))
     assert base.equals(zero)
+
+
+def test_rescaled_targets_are_centred_at_the_given_norm_and_keep_the_mask() -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(loc=5.0, scale=3.0, size=(6, 4)).astype("float32")  # UMAP-like: offset, large
+    targets = KnowledgeTargets.build(np.array([1, 2, 3, 5, 6, -1]), vectors, 8, torch.device("cpu"))
+    scaled = targets.rescaled(0.4)
+    rows = scaled.vectors[scaled.present]
+    assert torch.equal(scaled.present, targets.present) and len(rows) == 5  # the unknown id stays out
+    assert torch.allclose(rows.mean(dim=0), torch.zeros(4), atol=1e-6)
+    assert abs(float(rows.norm(dim=1).mean()) - 0.4) < 1e-5
+    assert not scaled.vectors[~scaled.present].any()
+    # same directions relative to the centre: the scaling is one positive factor
+    centred = targets.vectors[targets.present] - targets.vectors[targets.present].mean(dim=0)
+    assert torch.allclose(torch.nn.functional.cosine_similarity(rows, centred, dim=1), torch.ones(5), atol=1e-5)
+
+
+def test_target_scale_layer_matches_the_hooked_layer_at_initialisation(store_path, tmp_path) -> None:
+    config = TrainConfig(model="multvae", knowledge="vec", target_scale="layer", **FAST)
+    session = _session(store_path, tmp_path, config)
+    hidden_norm = float(session.dry_hidden().norm(dim=1).mean())
+    target_norm = float(session.targets.vectors[session.targets.present].norm(dim=1).mean())
+    assert abs(target_norm / hidden_norm - 1) < 0.2  # one batch against all users: close, not equal
+    with pytest.raises(UsageError, match="--target-scale must be one of none, layer"):
+        TrainConfig(target_scale="unit")

@@ -52,6 +52,9 @@ def train(
     alpha: Annotated[float, typer.Option(help="Weight of the reconstruction loss, 0..1.")] = 0.5,
     recon_loss: Annotated[str, typer.Option(help="rmse or cosine.")] = "rmse",
     project: Annotated[str, typer.Option(help="Width mismatch: truncate (reference) or linear (learned head).")] = "truncate",
+    target_scale: Annotated[str, typer.Option(
+        help="none (reference: vectors as stored) or layer (centre them and match the layer's norm at "
+             "initialisation; UMAP output is ~100x larger).")] = "none",
     distill_epochs: Annotated[int, typer.Option(help="Max epochs with the knowledge hook.")] = 100,
     finetune_epochs: Annotated[int, typer.Option(help="Max epochs after, without the hook, fresh optimizer.")] = 100,
     patience: Annotated[int, typer.Option(help="Stop a phase after this many epochs without improvement.")] = 10,
@@ -72,7 +75,7 @@ def train(
     """Train a RecBole model; with --knowledge, reconstruct LLM knowledge in an intermediate layer."""
     settings = TrainConfig(
         dataset=dataset, model=model, knowledge=knowledge, inject_layer=inject_layer, alpha=alpha,
-        recon_loss=recon_loss, project=project, distill_epochs=distill_epochs,
+        recon_loss=recon_loss, project=project, target_scale=target_scale, distill_epochs=distill_epochs,
         finetune_epochs=finetune_epochs, patience=patience, valid_metric=valid_metric,
         split_ratios=_split(split), split_seed=split_seed, seed=seed, device=device,
         recbole=_overrides(config, set_),

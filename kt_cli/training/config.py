@@ -18,6 +18,7 @@ from kt_cli.training.models import get_model_spec
 
 PROJECTIONS = ("truncate", "linear")
 RECON_LOSSES = ("rmse", "cosine")
+TARGET_SCALES = ("none", "layer")
 
 # Overrides kt owns: letting --set change them would break kt's data flow or its isolation.
 RESERVED_KEYS = frozenset({
@@ -37,6 +38,7 @@ class TrainConfig:
     alpha: float = 0.5
     recon_loss: str = "rmse"
     project: str = "truncate"
+    target_scale: str = "none"
     distill_epochs: int = 100
     finetune_epochs: int = 100
     patience: int = 10
@@ -54,6 +56,8 @@ class TrainConfig:
             raise UsageError(f"--alpha must be between 0 and 1, got {self.alpha}.")
         if self.recon_loss not in RECON_LOSSES:
             raise UsageError(f"--recon-loss must be one of {', '.join(RECON_LOSSES)}, got '{self.recon_loss}'.")
+        if self.target_scale not in TARGET_SCALES:
+            raise UsageError(f"--target-scale must be one of {', '.join(TARGET_SCALES)}, got '{self.target_scale}'.")
         if self.project not in PROJECTIONS:
             raise UsageError(f"--project must be one of {', '.join(PROJECTIONS)}, got '{self.project}'.")
         if self.distill_epochs < 0 or self.finetune_epochs < 0 or self.distill_epochs + self.finetune_epochs == 0:

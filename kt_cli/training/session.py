@@ -164,6 +164,11 @@ class Session:
             int(np.prod(hidden.shape[1:])), self.targets.dim, self.config.project,
             self.config.recon_loss, str(self.layer),
         ).to(self.parts.device)
+        if self.config.target_scale == "layer":  # the scale of what the loss compares, at initialisation
+            with torch.no_grad():
+                flat = hidden.reshape(hidden.shape[0], -1)
+                compared = self.recon.head(flat) if self.recon.head is not None else flat[:, : self.targets.dim]
+            self.targets = self.targets.rescaled(float(compared.norm(dim=1).mean()))
 
     def dry_hidden(self) -> torch.Tensor:
         """The hooked tensor for the first training batch (no parameter update)."""

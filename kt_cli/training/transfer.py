@@ -61,6 +61,18 @@ class KnowledgeTargets:
         present[0] = False  # RecBole's padding id is never a real user or item
         return cls(table.to(device), present.to(device))
 
+    def rescaled(self, row_norm: float) -> KnowledgeTargets:
+        """Centred (column means over the entities with a vector) and scaled to a mean row norm of
+        ``row_norm``. UMAP returns uncentred coordinates some 100 times the norm of a freshly
+        initialised layer, and RMSE against those drags the layer far from where the model's own loss
+        wants it; matching the layer's scale leaves only the directions to learn."""
+        rows = self.vectors[self.present]
+        centred = rows - rows.mean(dim=0)
+        factor = row_norm / float(centred.norm(dim=1).mean().clamp_min(1e-12))
+        vectors = torch.zeros_like(self.vectors)
+        vectors[self.present] = centred * factor
+        return KnowledgeTargets(vectors, self.present)
+
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
