@@ -233,7 +233,7 @@ def summarize(store_path: Path, runs: dict[str, list[str]]) -> dict:
                     p_seeds = (float(ttest_ind(seed_means, base_seed_means, equal_var=False).pvalue)
                                if compared and len(seed_means) > 1 else None)
                     table[(arm, metric)] = {
-                        "mean": float(np.mean(seed_means)),
+                        "seeds": seed_means, "mean": float(np.mean(seed_means)),
                         "std": float(np.std(seed_means, ddof=1)) if len(seed_means) > 1 else 0.0,
                         "delta_pct": (np.mean(seed_means) / np.mean(base_seed_means) - 1) * 100,
                         "p": p_users, "p_seeds": p_seeds, "n_users": len(users)}
@@ -346,7 +346,14 @@ def write_report(results: dict[str, dict], stages: dict[str, float], seeds: list
                     f"{table[('A/A', m)]['delta_pct']:+.1f}%, users p={table[('A/A', m)]['p']:.2g}" for m in METRICS)
                     + " |")
             lines.append("")
-    lines += ["## Cost", "", "Training seconds per epoch (mean over seeds; first phase, with the hook for LLM-KT and "
+    lines += ["## Per seed (NDCG@10, all users)", "", "For the rerun check: `python bench/llmkt.py --models M "
+              "--seeds 1` retrains seed 1 of every arm after the same search (on a fresh clone, or after deleting bench/bench-M.duckdb, which caches finished runs) and prints these values.", "",
+              "| model | arm | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|---|---|" + "---|" * len(seeds)]
+    for model, r in results.items():
+        for arm in ARMS:
+            lines.append(f"| {model} | {arm} | " + " | ".join(
+                f"{v:.4f}" for v in r["summary"]["all"][(arm, "ndcg@10")]["seeds"]) + " |")
+    lines += ["", "## Cost", "", "Training seconds per epoch (mean over seeds; first phase, with the hook for LLM-KT and "
               "the controls), and the ratio to the baseline's (target: at most 1.10). Validation is not included.",
               "", "| model | baseline | LLM-KT | ratio | random | history-text | test evaluation (s) |",
               "|---|---|---|---|---|---|---|"]
@@ -379,6 +386,8 @@ def print_tables(results: dict[str, dict]) -> None:
             for arm in ARMS:
                 print(f"{model:8} {slice_name:10} {arm:13}", " | ".join(
                     f"{m} {_cell(table[(arm, m)], arm != 'baseline')}" for m in METRICS), flush=True)
+        print(f"{model:8} ndcg@10 per seed", {arm: [round(v, 4) for v in r["summary"]["all"][(arm, "ndcg@10")]["seeds"]]
+                                             for arm in ARMS})
         print(f"{model:8} epoch seconds", {k: round(v, 3) for k, v in r["summary"]["epoch_seconds"].items()})
 
 
