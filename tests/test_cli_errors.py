@@ -492,3 +492,9 @@ def test_profile_against_a_closed_port(store_path: Path, tmp_path: Path) -> None
 ])
 def test_embed_errors(args: list[str], code: int, phrases: list[str], store_path: Path) -> None:
     assert_fails(kt("embed", "--store", store_path, *args), code, *phrases)
+
+
+def test_demo_without_shipped_profiles_says_where_it_looked(tmp_path: Path) -> None:
+    message = assert_fails(kt("demo", "--quick", "--profiles-cache", tmp_path / "none", "--store",
+                              tmp_path / "kt.duckdb"), 1, "shipped profiles", "--profiles-cache", "kt profile")
+    assert str(tmp_path / "none") in message

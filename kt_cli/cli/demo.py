@@ -23,6 +23,7 @@ from kt_cli.cli import profile as profile_cli
 from kt_cli.cli import reduce as reduce_cli
 from kt_cli.cli import train as train_cli
 from kt_cli.cli.render import emit_json, note
+from kt_cli.errors import MissingInputError
 from kt_cli.evaluation.compare import compare_runs
 from kt_cli.evaluation.settings import EvalSettings
 from kt_cli.profiles.models import DEFAULT_CHAT_MODEL
@@ -73,6 +74,12 @@ def demo(
     common = {"dataset": DATASET, "store": store}
     _run(profile_cli.profile, f"profile --dataset {DATASET} --offline", offline=True,
          profiles_cache=profiles_cache, **common)
+    with Store.open(store) as db:
+        if not db.profile_set(DATASET, PROFILE_SET).n_profiles:
+            raise MissingInputError(
+                f"kt demo runs offline on the shipped profiles, but {profiles_cache} holds none for {DATASET} "
+                f"({PROFILE_SET}). Point --profiles-cache (or KT_PROFILES_CACHE) at the checkout's profiles_cache/, "
+                "or make the profiles with an LLM first.", f"kt profile --dataset {DATASET} --store {store}")
     _run(embed_cli.embed, f"embed --dataset {DATASET} --profiles {PROFILE_SET}", profiles=PROFILE_SET,
          threads=threads, **common)
     _run(reduce_cli.reduce, f"reduce --dataset {DATASET} --from {PROFILE_SET}-minilm --method pca --dim 64 "
