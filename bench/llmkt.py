@@ -55,8 +55,9 @@ from kt_cli.training.config import TrainConfig  # noqa: E402
 from kt_cli.training.trainer import train  # noqa: E402
 
 DATASET = "ml-100k"
-WIDTH = 64  # the default hooked layer of all three models is 64-d
 REDUCERS = ("pca", "umap")
+WIDTHS = (64, 16)  # 64: the width of every default layer (the reference's choice); 16: the first 16 columns only
+WEIGHT_DECAYS = (1e-6, 1e-5, 1e-4, 1e-3)  # the baseline's second search stage (RecBole's default is 0)
 METRICS = ("ndcg@10", "recall@10", "hit@10")
 SPARSE = "n_train<20"
 ARMS = ("baseline", "llm-kt", "random", "history-text")
@@ -66,8 +67,9 @@ ARMS = ("baseline", "llm-kt", "random", "history-text")
 class Budget:
     """Epochs per phase, patience and the search grids: the same for every arm of one model.
 
-    The baseline's grid (learning rate x dropout) and LLM-KT's (alpha x reducer) have the same size, so
-    neither side gets more tuning than the other.
+    Both searches have two stages of the same size, so neither side gets more tuning than the other:
+    the baseline's learning rate x dropout, then its weight decay; LLM-KT's alpha x reducer, then layer x
+    width (on top of the baseline's choices). ``layers[0]`` is the model's default layer.
     """
 
     distill: int
@@ -76,9 +78,11 @@ class Budget:
     learning_rates: tuple[float, ...]
     dropouts: tuple[float, ...]
     alphas: tuple[float, ...]
+    layers: tuple[str, str]
 
     def __post_init__(self) -> None:
         assert len(self.learning_rates) * len(self.dropouts) == len(self.alphas) * len(REDUCERS)
+        assert len(WEIGHT_DECAYS) == len(self.layers) * len(WIDTHS)
 
 
 # Sized to the 2-hour limit on 2 cores (measured: MultVAE ~0.15 s an epoch + ~0.3 s to validate; SimpleX
@@ -86,10 +90,13 @@ class Budget:
 # Alphas: MultVAE's own loss is a sum over items (~460 a user) against an RMSE of ~0.4, so at the
 # reference's alphas its hook is nearly inert (a validation ablation found alpha 0.5 indistinguishable
 # from the baseline and 0.999 harmful); NeuMF's and SimpleX's losses are below 1.
+# Layers: the reference's, then one closer to the user's identity: MultVAE's encoder output (its first 64
+# columns are the posterior mean, the deterministic twin of the sampled z), SimpleX's and NeuMF's (GMF) user
+# ID embedding.
 BUDGETS = {
-    "multvae": Budget(100, 100, 10, (1e-3, 5e-3), (0.3, 0.5), (0.5, 0.99)),
-    "simplex": Budget(15, 15, 4, (1e-3, 5e-3), (0.1, 0.3), (0.3, 0.8)),
-    "neumf": Budget(8, 8, 3, (1e-3, 5e-3), (0.0, 0.2), (0.3, 0.8)),
+    "multvae": Budget(100, 100, 10, (1e-3, 5e-3), (0.3, 0.5), (0.5, 0.99), ("decoder:input", "encoder:output")),
+    "simplex": Budget(15, 15, 4, (1e-3, 5e-3), (0.1, 0.3), (0.3, 0.8), ("dropout:input", "user_emb:output")),
+    "neumf": Budget(8, 8, 3, (1e-3, 5e-3), (0.0, 0.2), (0.3, 0.8), ("mlp_layers:output", "user_mf_embedding:output")),
 }
 # Every run with knowledge (LLM-KT and both controls) centres its vectors and matches the hooked layer's
 # norm (kt train --target-scale layer): UMAP's raw coordinates are ~100x a fresh layer's norm.
@@ -121,10 +128,12 @@ def prepare(store_path: Path) -> dict[str, float]:
         _, times["embed history text (MiniLM)"] = _seconds(embed_history, store, DATASET, encoder, HistoryRules(),
                                                            name="history")
         for method in REDUCERS:
-            for parent in ("llm", "history"):
-                _, times[f"reduce {parent} to {WIDTH} ({method})"] = _seconds(
-                    reduce_set, store, DATASET, parent, method=method, dim=WIDTH, name=f"{parent}-{method}")
-            random_like(store, DATASET, f"llm-{method}", name=f"random-{method}")
+            for width in WIDTHS:
+                for parent in ("llm", "history"):
+                    _, times[f"reduce {parent} to {width} ({method})"] = _seconds(
+                        reduce_set, store, DATASET, parent, method=method, dim=width,
+                        name=set_name(parent, method, width))
+                random_like(store, DATASET, set_name("llm", method, width), name=set_name("random", method, width))
     if fresh or not times_file.exists():
         times_file.write_text(json.dumps(times))
     times = json.loads(times_file.read_text())
@@ -132,35 +141,62 @@ def prepare(store_path: Path) -> dict[str, float]:
     return times
 
 
-def _config(model: str, budget: Budget, seed: int, lr: float, dropout: float, knowledge: str | None = None,
-            alpha: float = 0.5) -> TrainConfig:
-    return TrainConfig(DATASET, model, knowledge=knowledge, alpha=alpha,
-                       target_scale=TARGET_SCALE if knowledge else "none", distill_epochs=budget.distill,
+def set_name(parent: str, method: str, width: int) -> str:
+    """``llm-pca64``: the vectors (llm, history, random), how they were reduced, and to what width."""
+    return f"{parent}-{method}{width}"
+
+
+def _config(model: str, budget: Budget, seed: int, base: dict, kt: dict | None = None, arm: str = "llm") -> TrainConfig:
+    """``base``: the baseline's settings (lr, dropout, weight decay); ``kt``: LLM-KT's (method, width, alpha,
+    layer), applied with the vectors of ``arm`` (llm, random or history)."""
+    knowledge = set_name(arm, kt["method"], kt["width"]) if kt else None
+    return TrainConfig(DATASET, model, knowledge=knowledge, alpha=kt["alpha"] if kt else 0.5,
+                       inject_layer=kt["layer"] if kt else None,
+                       target_scale=TARGET_SCALE if kt else "none", distill_epochs=budget.distill,
                        finetune_epochs=budget.finetune, patience=budget.patience, seed=seed,
-                       recbole={"learning_rate": lr, "dropout_prob": dropout})
+                       recbole={"learning_rate": base["lr"], "dropout_prob": base["dropout"],
+                                "weight_decay": base["weight_decay"]})
+
+
+def _label(settings: dict) -> str:
+    return "-".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in settings.items()).replace(":", ".")
 
 
 def _fit(store_path: Path, config: TrainConfig, name: str) -> dict:
     return train(store_path, config, name, threads=1).summary
 
 
+def _best(store_path: Path, model: str, budget: Budget, candidates: list[dict], kt_fixed: dict | None,
+          base_fixed: dict) -> tuple[dict, dict[str, float]]:
+    """Train each candidate on seed 42; the best by validation NDCG@10 (the first on a tie), and every score.
+
+    A candidate is one stage's settings, merged over the fixed ones; run names carry all settings, so a
+    candidate that repeats an earlier configuration is the cached run, not a second one."""
+    scores: dict[str, float] = {}
+    for candidate in candidates:
+        base, kt = (base_fixed, {**kt_fixed, **candidate}) if kt_fixed is not None else ({**base_fixed, **candidate}, None)
+        name = f"{model}-search-" + (f"kt-{_label(kt)}" if kt else f"base-{_label(base)}")
+        scores[_label(candidate)] = _fit(store_path, _config(model, budget, 42, base, kt), name)["best_valid"]
+    best = max(range(len(candidates)), key=lambda i: scores[_label(candidates[i])])
+    return candidates[best], scores
+
+
 def search(store_path: Path, model: str, budget: Budget) -> dict:
-    """Validation-only choices: baseline (lr x dropout), then LLM-KT (alpha x reducer) on the best of those."""
-    base_scores = {}
-    for lr in budget.learning_rates:
-        for dropout in budget.dropouts:
-            name = f"{model}-search-base-lr{lr:g}-d{dropout:g}"
-            base_scores[(lr, dropout)] = _fit(store_path, _config(model, budget, 42, lr, dropout), name)["best_valid"]
-    lr, dropout = max(base_scores, key=base_scores.get)
-    kt_scores = {}
-    for method in REDUCERS:
-        for alpha in budget.alphas:
-            name = f"{model}-search-kt-{method}-a{alpha:g}"
-            config = _config(model, budget, 42, lr, dropout, f"llm-{method}", alpha)
-            kt_scores[(method, alpha)] = _fit(store_path, config, name)["best_valid"]
-    method, alpha = max(kt_scores, key=kt_scores.get)
-    return {"lr": lr, "dropout": dropout, "method": method, "alpha": alpha,
-            "base_scores": base_scores, "kt_scores": kt_scores}
+    """Validation-only choices in two stages for each side, the same number of configurations each."""
+    base, base_scores = _best(store_path, model, budget, [
+        {"lr": lr, "dropout": d, "weight_decay": 0.0} for lr in budget.learning_rates for d in budget.dropouts],
+        None, {})
+    decay, decay_scores = _best(store_path, model, budget, [{"weight_decay": wd} for wd in WEIGHT_DECAYS], None, base)
+    if max(decay_scores.values()) > base_scores[_label(base)]:
+        base = {**base, **decay}
+    first, kt_scores = _best(store_path, model, budget, [
+        {"method": m, "width": WIDTHS[0], "alpha": a, "layer": budget.layers[0]} for m in REDUCERS
+        for a in budget.alphas], {}, base)
+    second, shape_scores = _best(store_path, model, budget, [
+        {"layer": layer, "width": width} for layer in budget.layers for width in WIDTHS], first, base)
+    return {"base": base, "kt": {**first, **second}, "scores": {
+        "baseline lr x dropout": base_scores, "baseline weight decay": decay_scores,
+        "llm-kt reducer x alpha": kt_scores, "llm-kt layer x width": shape_scores}}
 
 
 def finals(store_path: Path, model: str, budget: Budget, best: dict, seeds: list[int], train_missing: bool = True
@@ -170,8 +206,7 @@ def finals(store_path: Path, model: str, budget: Budget, best: dict, seeds: list
     Without ``train_missing`` (--report-only) it stops at the first seed whose four runs are not all
     finished, so a report never mixes seeds across arms.
     """
-    knowledge = {"baseline": None, "llm-kt": f"llm-{best['method']}", "random": f"random-{best['method']}",
-                 "history-text": f"history-{best['method']}"}
+    vectors = {"llm-kt": "llm", "random": "random", "history-text": "history"}
     runs: dict[str, list[str]] = {arm: [] for arm in ARMS}
     timings = store_path.with_suffix(".eval.json")
     eval_seconds: list[float] = json.loads(timings.read_text()) if timings.exists() else []
@@ -182,7 +217,8 @@ def finals(store_path: Path, model: str, budget: Budget, best: dict, seeds: list
                 if not all((row := store.run(n)) is not None and row.status == "finished" for n in names.values()):
                     break
         for arm in ARMS:
-            config = _config(model, budget, seed, best["lr"], best["dropout"], knowledge[arm], best["alpha"])
+            config = _config(model, budget, seed, best["base"], best["kt"] if arm in vectors else None,
+                             vectors.get(arm, "llm"))
             _fit(store_path, config, names[arm])
             result = evaluate_run(store_path, names[arm], EvalSettings())
             if not result.cached:
@@ -326,20 +362,24 @@ def write_report(results: dict[str, dict], stages: dict[str, float], seeds: list
              "the table below says so); "
              f"the shipped LLM profiles cover {int(stages['coverage'])} of 943 users.", "",
              "Budget per model (every arm alike): max epochs of the first phase (with the hook) + the fine-tune "
-             "phase, and patience. Search on validation only, seed 42: the baseline's learning rate x dropout, "
-             "then LLM-KT's alpha x reducer (PCA or UMAP to 64 dims, the width of the reference's layer) on the "
-             "baseline's best; the same number of configurations each. Every run with knowledge (LLM-KT and both "
-             "controls) uses `--target-scale layer` (vectors centred and matched to the layer's norm at "
-             "initialisation). The controls reuse LLM-KT's choice. The test split is read once per final run "
-             "(4 arms x seeds).", "",
-             "| model | epochs | patience | baseline grid (lr x dropout) | LLM-KT grid (alpha x reducer) | "
-             "chosen baseline | chosen LLM-KT | seeds | training minutes (all its runs) |",
+             "phase, and patience. Search on validation only, seed 42, in two stages for each side with the same "
+             "number of configurations: the baseline's learning rate x dropout, then its weight decay "
+             f"{_grid(WEIGHT_DECAYS)} (kept only if it beats no decay); LLM-KT, on the baseline's choices, alpha x "
+             "reducer (PCA or UMAP to 64 dims, the width of the reference's layers) at the reference's layer, then "
+             f"layer x width {_grid(WIDTHS)} (a width below the layer's compares its first columns, as the reference "
+             "does). Every run with knowledge (LLM-KT and both controls) uses `--target-scale layer` (vectors "
+             "centred and matched to the layer's norm at initialisation). The controls reuse LLM-KT's choice. The "
+             "test split is read once per final run (4 arms x seeds).", "",
+             "| model | epochs | patience | baseline grid (lr x dropout; weight decay) | LLM-KT grid (alpha x reducer; "
+             "layer x width) | chosen baseline | chosen LLM-KT | seeds | training minutes (all its runs) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for model, r in results.items():
-        b, c = r["budget"], r["search"]
-        lines.append(f"| {model} | {b.distill} + {b.finetune} | {b.patience} | {_grid(b.learning_rates)} x {_grid(b.dropouts)} | "
-                     f"{_grid(b.alphas)} x {_grid(REDUCERS)} | lr {c['lr']:g}, dropout {c['dropout']:g} | {c['method']}, "
-                     f"alpha {c['alpha']:g} | {len(r['runs']['baseline'])} | {r['minutes']:.0f} |")
+        b, base, kt = r["budget"], r["search"]["base"], r["search"]["kt"]
+        lines.append(f"| {model} | {b.distill} + {b.finetune} | {b.patience} | {_grid(b.learning_rates)} x "
+                     f"{_grid(b.dropouts)}; {_grid(WEIGHT_DECAYS)} | {_grid(b.alphas)} x {_grid(REDUCERS)}; "
+                     f"{_grid(b.layers)} x {_grid(WIDTHS)} | lr {base['lr']:g}, dropout {base['dropout']:g}, weight "
+                     f"decay {base['weight_decay']:g} | {kt['method']}, alpha {kt['alpha']:g}, {kt['layer']}, width "
+                     f"{kt['width']} | {len(r['runs']['baseline'])} | {r['minutes']:.0f} |")
     lines += ["", "![NDCG@10 by model and arm](results.svg)", ""]
     for slice_name, title in (("all", "All users"), (SPARSE, "Sparse users (fewer than 20 training interactions)")):
         lines += [f"## {title}", "", "Mean ± std over seeds. In brackets: the change of the mean against the "
@@ -388,10 +428,9 @@ def write_report(results: dict[str, dict], stages: dict[str, float], seeds: list
     lines += [f"| {k} | {v:.1f} |" for k, v in stages.items() if k != "coverage"]
     lines += ["", "## Search (validation NDCG@10, seed 42)", ""]
     for model, r in results.items():
-        c = r["search"]
-        lines.append(f"- {model}: baseline " + ", ".join(f"lr {lr:g} dropout {d:g}: {v:.4f}" for (lr, d), v in
-                                                          c["base_scores"].items()))
-        lines.append("  LLM-KT " + ", ".join(f"{m} alpha {a:g}: {v:.4f}" for (m, a), v in c["kt_scores"].items()))
+        lines.append(f"- **{model}**")
+        for stage, scores in r["search"]["scores"].items():
+            lines.append(f"  - {stage}: " + ", ".join(f"{label} {value:.4f}" for label, value in scores.items()))
     notes = ROOT / "bench" / "results_notes.md"
     if notes.exists():
         lines += ["", notes.read_text()]

@@ -45,11 +45,17 @@ def fmt(value: Any) -> str:
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    """A rich table on stdout. The first column names the thing (a run, a layer, a set) and is never cut
+    short on a narrow terminal, because users copy it into their next command; the others fold."""
+    cells = [[cell if isinstance(cell, str) else fmt(cell) for cell in row] for row in rows]
     out = Table(title=title, title_justify="left")
-    for column in columns:
-        out.add_column(column)
-    for row in rows:
-        out.add_row(*(cell if isinstance(cell, str) else fmt(cell) for cell in row))
+    for i, column in enumerate(columns):
+        if i == 0:
+            out.add_column(column, no_wrap=True, min_width=max([len(column)] + [len(r[0]) for r in cells]))
+        else:
+            out.add_column(column, overflow="fold")
+    for row in cells:
+        out.add_row(*row)
     stdout.print(out)
 
 

@@ -200,12 +200,15 @@ class Session:
             loss = self.model.calculate_loss(batch)
             return (sum(loss) if isinstance(loss, tuple) else loss), None, 0, 0
         loss, hidden, ids = self.hooked_rows(batch)
+        rows = len(ids)
         mask = self.targets.present[ids]
         used = int(mask.sum())
         if used == 0:
-            return loss, None, 0, len(ids)
-        flat = hidden.reshape(hidden.shape[0], -1)
-        return loss, self.recon(flat[mask], self.targets.vectors[ids[mask]]), used, len(ids) - used
+            return loss, None, 0, rows
+        flat = hidden.reshape(rows, -1)
+        if used < rows:  # boolean indexing copies the rows and scatters their gradient back: only when needed
+            flat, ids = flat[mask], ids[mask]
+        return loss, self.recon(flat, self.targets.vectors[ids]), used, rows - used
 
     def detach_knowledge(self) -> None:
         """Remove the hook: the fine-tune phase and inference run the unmodified model."""

@@ -81,7 +81,7 @@ def library_versions() -> dict[str, str]:
             "numpy": np.__version__, "duckdb": duckdb.__version__}
 
 
-def _optimizer(params: list[torch.nn.Parameter], recbole_config: Any) -> torch.optim.Optimizer:
+def build_optimizer(params: list[torch.nn.Parameter], recbole_config: Any) -> torch.optim.Optimizer:
     """RecBole's optimizer choice (``learner``, ``learning_rate``, ``weight_decay``), built fresh."""
     learner = str(recbole_config["learner"]).lower()
     lr, decay = recbole_config["learning_rate"], recbole_config["weight_decay"] or 0.0
@@ -171,6 +171,38 @@ def train(
     return TrainResult(name, "resumed" if resumed else "trained", summary)
 
 
+def train_epoch(session: Session, optimizer: torch.optim.Optimizer, alpha: float) -> dict[str, float]:
+    """One pass over the training data; returns the sums the epoch log averages.
+
+    While the hook is attached the loss is ``(1 - alpha) * model_loss + alpha * recon``; without it
+    (the baseline, the fine-tune phase) the very same loop runs on the model's loss alone. Public so
+    bench/hook_overhead.py times exactly what training runs.
+    """
+    model = session.model
+    model.train()
+    clip = session.parts.config["clip_grad_norm"]
+    totals = {"model": 0.0, "recon": 0.0, "batches": 0, "recon_batches": 0, "aligned": 0, "masked": 0}
+    for batch in session.parts.train_data:
+        batch = batch.to(session.parts.device)
+        optimizer.zero_grad()
+        model_loss, recon_loss, aligned, masked = session.batch_loss(batch)
+        if recon_loss is not None:
+            loss = (1 - alpha) * model_loss + alpha * recon_loss
+            totals["recon"] += float(recon_loss.detach())
+            totals["recon_batches"] += 1
+        else:
+            loss = model_loss
+        loss.backward()
+        if clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), **clip)
+        optimizer.step()
+        totals["model"] += float(model_loss.detach())
+        totals["batches"] += 1
+        totals["aligned"] += aligned
+        totals["masked"] += masked
+    return totals
+
+
 def _fit(
     store_path: Path, name: str, config: TrainConfig, inputs: Any, folder: Path, digest: str,
     on_epoch: Callable[[EpochRecord], None] | None,
@@ -210,7 +242,7 @@ def _fit(
         if phase == "finetune":
             session.detach_knowledge()
         hooked = session.capture is not None
-        optimizer = _optimizer(list(model.parameters()) + (recon_params if hooked else []), session.parts.config)
+        optimizer = build_optimizer(list(model.parameters()) + (recon_params if hooked else []), session.parts.config)
         best = {"score": -np.inf, "epoch": -1, "model": copy.deepcopy(model.state_dict()),
                 "recon": copy.deepcopy(session.recon.state_dict()) if session.recon else None}
         start_epoch, bad = 0, 0
@@ -222,27 +254,7 @@ def _fit(
         epoch = start_epoch - 1
         for epoch in range(start_epoch, max_epochs):
             tick = time.perf_counter()
-            model.train()
-            totals = {"model": 0.0, "recon": 0.0, "batches": 0, "recon_batches": 0, "aligned": 0, "masked": 0}
-            for batch in session.parts.train_data:
-                batch = batch.to(session.parts.device)
-                optimizer.zero_grad()
-                model_loss, recon_loss, aligned, masked = session.batch_loss(batch)
-                if hooked and recon_loss is not None:
-                    loss = (1 - config.alpha) * model_loss + config.alpha * recon_loss
-                    totals["recon"] += float(recon_loss.detach())
-                    totals["recon_batches"] += 1
-                else:
-                    loss = model_loss
-                loss.backward()
-                clip = session.parts.config["clip_grad_norm"]
-                if clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), **clip)
-                optimizer.step()
-                totals["model"] += float(model_loss.detach())
-                totals["batches"] += 1
-                totals["aligned"] += aligned
-                totals["masked"] += masked
+            totals = train_epoch(session, optimizer, config.alpha)
             seconds = time.perf_counter() - tick
             score = validate()
             improved = score > best["score"]
