@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # How profiles_cache/ml-100k.user.qwen2.5-coder-1.5b.jsonl is made, and how to continue it.
 #
-# It asks exactly what `kt profile --dataset ml-100k` asks (same template, history rule, model id and
+# It asks exactly what `kt profile --dataset ml-100k --history all` asks (same template, history rule, model id and
 # sampling, so the same cache keys), but through llama.cpp's own server with 4 parallel slots: generation
 # is memory-bound here, so 4 sequences decoded together cost little more than one. Users already in the
 # shipped file are not asked again; the file is re-exported every CHUNK users, so stopping loses little.
@@ -25,5 +25,5 @@ FILE=profiles_cache/ml-100k.user.qwen2.5-coder-1.5b.jsonl
 have=$([ -f "$FILE" ] && .venv/bin/python -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['n_profiles'])" "$FILE" || echo 0)
 for n in $(seq $((have + CHUNK)) "$CHUNK" 943) 943; do
   .venv/bin/kt profile --dataset ml-100k --store "$STORE" --llm openai --base-url "http://127.0.0.1:$PORT/v1" \
-    --model qwen2.5-coder-1.5b --concurrency "$SLOTS" --timeout 900 --limit "$n" --export profiles_cache/
+    --model qwen2.5-coder-1.5b --history all --concurrency "$SLOTS" --timeout 900 --limit "$n" --export profiles_cache/
 done

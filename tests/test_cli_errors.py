@@ -454,6 +454,8 @@ def test_every_command_has_help(command: list[str]) -> None:
     (["--model", "gpt-9"], 1, ["Unknown packaged model 'gpt-9'", "qwen2.5-coder-1.5b", "smollm2-135m", "--gguf"]),
     (["--gguf", "missing.gguf"], 2, ["GGUF file missing.gguf does not exist"]),
     (["--offline", "--no-cache"], 2, ["give one of them"]),
+    (["--history", "everything"], 2, ["--history must be one of train, all"]),
+    (["--split", "0.7,0.3"], 2, ["--split takes three ratios like 0.7,0.1,0.2"]),
     (["--template", "books"], 2, ["Unknown template 'books'", "movies, music, generic"]),
     (["--template", "movies", "--prompt", "x.txt"], 2, ["not both"]),
     (["--import", "missing.jsonl"], 1, ["Cannot read profile file missing.jsonl"]),
@@ -471,6 +473,20 @@ def test_offline_profile_with_nothing_cached_reports_every_user_missing(store_pa
     report = json.loads(result.stdout)
     assert (report["calls"], report["profiles"], report["not_asked"], report["missing"]) == (0, 0, 943, 943)
     assert json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])["format"] == "kt-profiles/1"
+
+
+def test_shipped_profiles_need_history_all_and_the_offline_note_says_so(store_path: Path) -> None:
+    """The shipped ml-100k answers were written from whole histories: the default (training ratings only)
+    finds none of them and says which flag does."""
+    from kt_cli.cli.options import DEFAULT_PROFILES_CACHE
+
+    default = kt("profile", "--store", store_path, "--profiles-cache", DEFAULT_PROFILES_CACHE, "--offline")
+    assert default.exit_code == 0, default.output
+    assert "0 user profiles" in default.stderr and "add --history all" in " ".join(default.stderr.split())
+    whole = kt("profile", "--store", store_path, "--profiles-cache", DEFAULT_PROFILES_CACHE, "--offline",
+               "--history", "all", "--json")
+    report = json.loads(whole.stdout)
+    assert (report["set"], report["profiles"], report["calls"]) == ("user-qwen2.5-coder-1.5b-allhistory", 943, 0)
 
 
 def test_profile_against_a_closed_port(store_path: Path, tmp_path: Path) -> None:

@@ -124,7 +124,8 @@ def test_item_profiles_describe_each_item(store_path: Path) -> None:
     with Store.open(store_path) as store:
         prompts = [r.messages[-1]["content"] for r in build_requests(store, job)]
         report = generate_profiles(store, job, Scripted)
-    assert prompts[0].startswith("Movie: Toy Story (1995). Genres: Animation, Children's, Comedy. 452 viewers")
+    # 452 people rated Toy Story; 333 of those ratings are in the training part the prompt may show
+    assert prompts[0].startswith("Movie: Toy Story (1995). Genres: Animation, Children's, Comedy. 333 viewers")
     assert (report.set.name, report.set.entity, report.set.n_missing) == ("item-scripted", "item", 1682 - 2)
 
 
@@ -175,3 +176,33 @@ def test_an_unavailable_model_error_says_how_many_answers_are_cached(store_path:
         generate_profiles(store, _job(limit=2), Scripted)
         with pytest.raises(ModelFileError, match="2 of 5 answers are cached already; --offline"):
             generate_profiles(store, _job(limit=5), missing)
+
+
+def test_prompts_show_only_training_ratings_unless_told_to_show_all(store_path: Path) -> None:
+    """The default profile never sees a validation or test item; --history all (the reference's way,
+    and the shipped set's) does, and its set name says so."""
+    from kt_cli.datasets.splits import SplitSpec, ensure_split
+    from kt_cli.profiles.generate import build_requests
+    from kt_cli.profiles.prompts import HistoryRules, item_line
+
+    with Store.open(store_path) as store:
+        train_only = build_requests(store, _job(limit=20))
+        whole = build_requests(store, _job(limit=20, rules=HistoryRules(split=None)))
+        rows = store.split_rows(ensure_split(store, "ml-100k", SplitSpec()))
+        ratings = store.interactions("ml-100k").set_index(["user_id", "item_id"])["rating"]
+        fields = store.item_fields("ml-100k")
+    def lines(user: str, held_out: bool) -> set[str]:
+        mine = rows[(rows["user_id"] == user) & ((rows["part"] > 0) == held_out)]["item_id"]
+        return {item_line(fields[item], ratings[(user, item)]) for item in mine}
+
+    leaked = {False: 0, True: 0}
+    for requests, whole_history in ((train_only, False), (whole, True)):
+        for request in requests:
+            shown = set(request.messages[-1]["content"].splitlines())
+            # ml-100k lists a few films twice under two ids: a line that is also a training line is not a leak
+            leaked[whole_history] += len(shown & (lines(request.entity_id, True) - lines(request.entity_id, False)))
+    assert leaked[False] == 0
+    assert leaked[True] > 20  # 20 users; about 28% of the lines whole histories show are held out
+    assert _job().set_name == "user-scripted"
+    assert _job(rules=HistoryRules(split=None)).set_name == "user-scripted-allhistory"
+    assert _job(rules=HistoryRules(split=SplitSpec((0.8, 0.1, 0.1), 7))).set_name == "user-scripted-train-0.8-0.1-0.1-s7"

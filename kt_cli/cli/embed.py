@@ -40,6 +40,9 @@ def embed(
     entity: options.Entity = "user",
     skip_invalid: Annotated[bool, typer.Option(
         help="Import the valid rows and report the rest, instead of refusing the file.")] = False,
+    history: options.History = "train",
+    split: options.Split = "0.7,0.1,0.2",
+    split_seed: options.SplitSeed = 42,
     seed: options.Seed = 42,
     threads: options.Threads = 1,
     store: options.Store = options.DEFAULT_STORE,
@@ -51,7 +54,8 @@ def embed(
         raise UsageError("Give exactly one source: --profiles SET, --history-text, --from-file FILE, "
                          "--from-metadata or --random-like SET.")
     if profiles is not None or history_text:
-        return _embed_texts(profiles, name, encoder, base_url, dataset, threads, store, json)
+        rules = options.history_rules(history, split, split_seed)
+        return _embed_texts(profiles, rules, name, encoder, base_url, dataset, threads, store, json)
     if random_like_set is not None:
         with Store.open(store) as db:
             row, cached = random_like(db, dataset, random_like_set, seed=seed, name=name)
@@ -71,16 +75,16 @@ def embed(
           f"{entity}s of {dataset} have no vector.")
 
 
-def _embed_texts(profiles: Optional[str], name: Optional[str], encoder: str, base_url: str, dataset: str,
-                 threads: int, store: Path, json: bool) -> None:
-    """--profiles SET or --history-text: texts through the encoder, with progress."""
+def _embed_texts(profiles: Optional[str], rules: HistoryRules, name: Optional[str], encoder: str, base_url: str,
+                 dataset: str, threads: int, store: Path, json: bool) -> None:
+    """--profiles SET or --history-text (lines chosen by ``rules``): texts through the encoder, with progress."""
     model = make_encoder(encoder, base_url=base_url, threads=threads,
                          api_key=os.environ.get("KT_API_KEY") or os.environ.get("OPENAI_API_KEY"))
     with Store.open(store) as db, progress_bar("embed", disable=json) as bar:
         task = bar.add_task("embed", total=None)
         advance = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
         report = (embed_profiles(db, dataset, profiles, model, name=name, progress=advance) if profiles else
-                  embed_history(db, dataset, model, HistoryRules(), name=name, progress=advance))
+                  embed_history(db, dataset, model, rules, name=name, progress=advance))
     row = report.set
     summary = {"set": row.name, "dataset": dataset, "entity": row.entity, "dim": row.dim, "vectors": row.n_vectors,
                "cached": report.cached, "encoded": report.encoded, "reused": report.reused,

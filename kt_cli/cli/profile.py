@@ -14,7 +14,7 @@ from kt_cli.profiles.backends import BackendSpec
 from kt_cli.profiles.generate import ProfileJob, generate_profiles
 from kt_cli.profiles.llm import Sampling
 from kt_cli.profiles.models import DEFAULT_MODEL_CACHE
-from kt_cli.profiles.prompts import HistoryRules, domain_for, load_template
+from kt_cli.profiles.prompts import domain_for, load_template
 from kt_cli.store import Store
 
 def profile(
@@ -35,6 +35,9 @@ def profile(
     like_threshold: Annotated[float, typer.Option(help="Ratings at or above this are 'liked'.")] = 4.0,
     dislike_threshold: Annotated[float, typer.Option(help="Ratings at or below this are 'disliked'.")] = 2.0,
     token_budget: Annotated[int, typer.Option(help="Estimated tokens of history shown (most recent first).")] = 250,
+    history: options.History = "train",
+    split: options.Split = "0.7,0.1,0.2",
+    split_seed: options.SplitSeed = 42,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
     max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 128,
     seed: options.Seed = 42,
@@ -68,7 +71,9 @@ def profile(
     spec = BackendSpec(llm, model, gguf, base_url, os.environ.get("KT_API_KEY") or os.environ.get("OPENAI_API_KEY"),
                        timeout, threads, model_cache)
     job = ProfileJob(dataset, entity, load_template(entity, domain=template or domain_for(dataset), path=prompt),
-                     spec.model_id, spec.kind, HistoryRules(like_threshold, dislike_threshold, token_budget),
+                     spec.model_id, spec.kind, options.history_rules(
+                         history, split, split_seed, like_threshold=like_threshold,
+                         dislike_threshold=dislike_threshold, token_budget=token_budget),
                      Sampling(temperature, 1.0, max_tokens, seed), limit, no_cache, name)
     with Store.open(store) as db, progress_bar("profiles", disable=json) as bar:
         task = bar.add_task("profiles", total=None)
@@ -88,6 +93,10 @@ def profile(
          f"{entity}s without one; {report.unanswered} not asked: --offline). Calls {report.called}, cache hits {summary['cache_hits']} (from files "
          f"{report.from_files}), failures {report.failed}, retries {report.retries}, tokens in "
          f"{report.tokens_in} / out {report.tokens_out}.")
+    if offline and report.set.n_profiles == 0 and job.rules.split is not None:
+        note("None of the cached answers matches prompts built from the training part of the split. The shipped "
+             "ml-100k profiles were written from every rating: add --history all to use them (and read "
+             "profiles_cache/README.md on what that leaks).")
     for failure in report.failures[:5]:
         note(f"  failed: {failure}")
     if exported:

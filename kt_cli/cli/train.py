@@ -33,15 +33,6 @@ def _overrides(config_file: Optional[Path], settings: list[str]) -> dict:
     return values
 
 
-def _split(text: str) -> tuple[float, float, float]:
-    try:
-        parts = tuple(float(x) for x in text.split(","))
-    except ValueError as e:
-        raise UsageError(f"--split takes three ratios like 0.7,0.1,0.2, not '{text}'.") from e
-    if len(parts) != 3:
-        raise UsageError(f"--split takes three ratios like 0.7,0.1,0.2, not '{text}'.")
-    return parts  # type: ignore[return-value]
-
 
 def train(
     model: Annotated[str, typer.Option(help=f"RecBole model: {', '.join(MODELS)}.")] = "multvae",
@@ -59,8 +50,8 @@ def train(
     finetune_epochs: Annotated[int, typer.Option(help="Max epochs after, without the hook, fresh optimizer.")] = 100,
     patience: Annotated[int, typer.Option(help="Stop a phase after this many epochs without improvement.")] = 10,
     valid_metric: Annotated[str, typer.Option(help="Validation metric for early stopping.")] = "ndcg@10",
-    split: Annotated[str, typer.Option(help="Per-user random train,valid,test ratios.")] = "0.7,0.1,0.2",
-    split_seed: Annotated[int, typer.Option(help="Seed of the split (separate from --seed).")] = 42,
+    split: options.Split = "0.7,0.1,0.2",
+    split_seed: options.SplitSeed = 42,
     seed: options.Seed = 42,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     set_: Annotated[list[str], typer.Option("--set", help="RecBole setting key=value (repeatable).")] = [],
@@ -77,7 +68,7 @@ def train(
         dataset=dataset, model=model, knowledge=knowledge, inject_layer=inject_layer, alpha=alpha,
         recon_loss=recon_loss, project=project, target_scale=target_scale, distill_epochs=distill_epochs,
         finetune_epochs=finetune_epochs, patience=patience, valid_metric=valid_metric,
-        split_ratios=_split(split), split_seed=split_seed, seed=seed, device=device,
+        split_ratios=options.split_spec(split, split_seed).ratios, split_seed=split_seed, seed=seed, device=device,
         recbole=_overrides(config, set_),
     )
     if list_layers:

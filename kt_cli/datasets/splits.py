@@ -81,6 +81,17 @@ def ensure_split(store: Store, dataset: str, spec: SplitSpec) -> str:
     return sid
 
 
+def shown_interactions(store: Store, dataset: str, split: SplitSpec | None) -> pd.DataFrame:
+    """The interactions a profile prompt or history text may show: those in the training part of ``split``
+    (made on first use, the same split kt train uses), or all of them when ``split`` is None."""
+    inter = store.interactions(dataset)
+    if split is None:
+        return inter
+    rows = store.split_rows(ensure_split(store, dataset, split))
+    train = rows.loc[rows["part"] == 0, ["user_id", "item_id"]].drop_duplicates()
+    return inter.merge(train, on=["user_id", "item_id"])
+
+
 def export_for_recbole(store: Store, sid: str) -> Path:
     """Write the split as RecBole benchmark files once; returns RecBole's ``data_path``.
 

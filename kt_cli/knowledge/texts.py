@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kt_cli.datasets.registry import ensure_dataset
+from kt_cli.datasets.splits import shown_interactions
 from kt_cli.errors import MissingInputError
 from kt_cli.knowledge.encoders import Encoder
 from kt_cli.profiles.prompts import HistoryRules, user_values
@@ -97,7 +98,7 @@ def embed_history(store: Store, dataset: str, encoder: Encoder, rules: HistoryRu
     ratings the LLM was shown, under the same history rule, without the LLM's summary.
     """
     ensure_dataset(store, dataset)
-    inter = store.interactions(dataset)
+    inter = shown_interactions(store, dataset, rules.split)
     items = store.item_fields(dataset)
     max_rating = float(inter["rating"].max())
     ids, texts = [], []
@@ -105,5 +106,5 @@ def embed_history(store: Store, dataset: str, encoder: Encoder, rules: HistoryRu
         values = user_values(history, items, rules, max_rating, dataset)
         ids.append(str(user))
         texts.append(f"Liked:\n{values['liked']}\nDisliked:\n{values['disliked']}")
-    return embed_texts(store, dataset, "user", ids, texts, encoder, name=name or f"history-{encoder.name}",
+    return embed_texts(store, dataset, "user", ids, texts, encoder, name=name or f"history-{encoder.name}{rules.name_suffix}",
                        source="history-text", params={"rules": rules.as_dict()}, progress=progress)

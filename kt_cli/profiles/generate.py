@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from kt_cli.datasets.registry import ensure_dataset
+from kt_cli.datasets.splits import shown_interactions
 from kt_cli.errors import LLMError, LLMRequestError, ModelFileError, UsageError
 from kt_cli.profiles import cache_files
 from kt_cli.profiles.llm import ChatBackend, Completion, Sampling
@@ -55,7 +56,7 @@ class ProfileJob:
     @property
     def set_name(self) -> str:
         suffix = "" if self.template.shipped else f"-{self.template.digest[:8]}"
-        return self.name or f"{self.entity}-{self.model_id}{suffix}"
+        return self.name or f"{self.entity}-{self.model_id}{suffix}{self.rules.name_suffix}"
 
 
 @dataclass
@@ -85,7 +86,7 @@ def request_key(model_id: str, sampling: Sampling, messages: Messages) -> str:
 def build_requests(store: Store, job: ProfileJob) -> list[ProfileRequest]:
     """One rendered prompt per user (or item) of the dataset, in id order, cut to ``job.limit``."""
     ensure_dataset(store, job.dataset)
-    inter = store.interactions(job.dataset)
+    inter = shown_interactions(store, job.dataset, job.rules.split)
     items = store.item_fields(job.dataset)
     max_rating = float(inter["rating"].max()) if len(inter) else 5.0
     column = "user_id" if job.entity == "user" else "item_id"

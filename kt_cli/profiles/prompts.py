@@ -5,6 +5,11 @@ shipped ones (movies, music, generic; one per entity) live in ``templates/`` bes
 be copied and passed with ``--prompt FILE``. Placeholders are checked before any LLM call, so a typo
 fails at once with the list of valid names.
 
+Which ratings a prompt may show: by default only the training part of a split (kt train's default split
+unless told otherwise), so no profile is written from the items a model is later validated and tested on.
+``HistoryRules(split=None)`` shows every rating, as the reference did; the shipped ml-100k profiles were
+made that way (profiles_cache/README.md), so experiments on them carry that leak.
+
 History rule (documented in docs/profiles.md): items rated at or above ``like_threshold`` are *liked*,
 at or below ``dislike_threshold`` *disliked*, the rest are counted but not shown. Ratings are walked
 from the most recent backwards and each line is kept while the estimated size of all kept lines stays
@@ -24,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from kt_cli.datasets.fields import BRAND_FIELDS, TITLE_FIELDS, first_field, genres, year
+from kt_cli.datasets.splits import SplitSpec
 from kt_cli.errors import UsageError
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -122,15 +128,33 @@ def load_template(entity: str, *, domain: str | None = None, path: Path | None =
 
 @dataclass(frozen=True)
 class HistoryRules:
-    """How a user's ratings become the liked/disliked lists of a prompt."""
+    """Which ratings a prompt shows (``split``: the training part of that split; None: all of them) and
+    how they become its liked/disliked lists."""
 
     like_threshold: float = 4.0
     dislike_threshold: float = 2.0
     token_budget: int = 250
+    split: SplitSpec | None = SplitSpec()
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, object]:
         return {"like_threshold": self.like_threshold, "dislike_threshold": self.dislike_threshold,
-                "token_budget": self.token_budget}
+                "token_budget": self.token_budget, "history": self.scope}
+
+    @property
+    def scope(self) -> str:
+        if self.split is None:
+            return "all ratings"
+        return f"training part of split {self.split.label} seed {self.split.seed}"
+
+    @property
+    def name_suffix(self) -> str:
+        """Set names say when a set was not made from the default split's training part, so sets from
+        different histories never share a name: ``-allhistory`` or ``-train-0.8-0.1-0.1-s7``."""
+        if self.split is None:
+            return "-allhistory"
+        if self.split == SplitSpec():
+            return ""
+        return f"-train-{self.split.label.replace('/', '-')}-s{self.split.seed}"
 
 
 def item_line(fields: dict[str, str], rating: float | None = None) -> str:
@@ -146,15 +170,15 @@ def item_line(fields: dict[str, str], rating: float | None = None) -> str:
     return line
 
 
-def user_values(history: pd.DataFrame, items: dict[str, dict[str, str]], rules: HistoryRules,
-                max_rating: float, dataset: str) -> dict[str, object]:
-    """Placeholder values for one user; ``history`` has item_id, rating and timestamp columns."""
+Shown = list[tuple[str, str]]  # (item id, history line), most recent first
+
+
+def shown_items(history: pd.DataFrame, items: dict[str, dict[str, str]], rules: HistoryRules) -> tuple[Shown, Shown]:
+    """The liked and disliked lines a prompt shows, with their item ids (see the history rule above)."""
     ordered = history.sort_values(["timestamp", "item_id"], ascending=[False, True], kind="stable")
-    liked: list[str] = []
-    disliked: list[str] = []
+    liked: Shown = []
+    disliked: Shown = []
     used = 0
-    n_liked = int((history["rating"] >= rules.like_threshold).sum())
-    n_disliked = int((history["rating"] <= rules.dislike_threshold).sum())
     for item, rating in zip(ordered["item_id"], ordered["rating"]):
         side = liked if rating >= rules.like_threshold else disliked if rating <= rules.dislike_threshold \
             else None
@@ -164,9 +188,19 @@ def user_values(history: pd.DataFrame, items: dict[str, dict[str, str]], rules: 
         cost = estimate_tokens(line + "\n")
         if used + cost > rules.token_budget:
             break
-        side.append(line)
+        side.append((item, line))
         used += cost
-    return {"liked": "\n".join(liked) or "(none)", "disliked": "\n".join(disliked) or "(none)",
+    return liked, disliked
+
+
+def user_values(history: pd.DataFrame, items: dict[str, dict[str, str]], rules: HistoryRules,
+                max_rating: float, dataset: str) -> dict[str, object]:
+    """Placeholder values for one user; ``history`` has item_id, rating and timestamp columns."""
+    liked, disliked = shown_items(history, items, rules)
+    n_liked = int((history["rating"] >= rules.like_threshold).sum())
+    n_disliked = int((history["rating"] <= rules.dislike_threshold).sum())
+    return {"liked": "\n".join(line for _, line in liked) or "(none)",
+            "disliked": "\n".join(line for _, line in disliked) or "(none)",
             "n_rated": len(history), "n_liked": n_liked, "n_disliked": n_disliked,
             "n_shown": len(liked) + len(disliked), "max_rating": f"{max_rating:g}",
             "like_threshold": f"{rules.like_threshold:g}", "dislike_threshold": f"{rules.dislike_threshold:g}",
