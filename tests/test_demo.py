@@ -4,11 +4,13 @@ training of all three models, evaluation, comparison), then a rerun that reuses 
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from kt_cli.cli import demo as demo_cli
 from kt_cli.cli.app import app
 from kt_cli.store import Store
 
@@ -16,7 +18,9 @@ pytestmark = pytest.mark.slow
 runner = CliRunner()
 
 
-def test_demo_runs_the_pipeline_and_reuses_the_store(store_path: Path) -> None:
+def test_demo_runs_the_pipeline_and_reuses_the_store(store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown: list[str] = []
+    monkeypatch.setattr(demo_cli, "note", shown.append)
     args = ["demo", "--quick", "--threads", "1", "--store", str(store_path), "--json"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
@@ -29,7 +33,13 @@ def test_demo_runs_the_pipeline_and_reuses_the_store(store_path: Path) -> None:
         base, llm = c["rows"]["ndcg@10"]
         assert 0 < base["value"] < 1 and 0 < llm["value"] < 1 and 0 <= llm["p_value"] <= 1
     assert comparisons[0]["n_users"] == 943
-    assert "$ kt train --model neumf" in " ".join(first.stderr.split())  # each step shows its command
+    commands = [line.removeprefix("[bold]$ kt ").removesuffix("[/bold]") for line in shown
+                if line.startswith("[bold]$ kt ")]
+    assert [c.split()[0] for c in commands] == ["profile", "embed", "reduce"] + ["train"] * 6 + ["eval"]
+    assert any(c.startswith("train --model neumf") and "--knowledge llm-pca64" in c for c in commands)
+    for command in commands:  # each step's printed command is one kt accepts as it is
+        check = runner.invoke(app, shlex.split(command) + ["--help"])
+        assert check.exit_code == 0, (command, check.output)
     with Store.open(store_path) as store:
         runs = {r.name: r for r in store.runs()}
         shipped = store.profile_set("ml-100k", "user-qwen2.5-coder-1.5b-allhistory")

@@ -15,7 +15,7 @@ did, so they have seen the validation and test items; the demo uses them as they
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 import typer
 
@@ -57,9 +57,25 @@ DEMO_MODELS = (DemoModel("multvae", 100, 10, 0.5), DemoModel("simplex", 20, 5, 0
                DemoModel("neumf", 10, 3, 0.5))
 
 
-def _run(command: Callable[..., Any], argv: str, **kwargs: Any) -> None:
-    """Print the command line a step is, then run it through the same function the CLI calls."""
-    note(f"[bold]$ kt {argv}[/bold]")
+PLUMBING = frozenset({"store", "threads", "profiles_cache", "json"})  # where and how fast, not what: not printed
+
+
+def _flag(command: Callable[..., Any], parameter: str) -> str:
+    """The command-line flag of one of ``command``'s parameters, read from its typer declaration."""
+    info = get_type_hints(command, include_extras=True)[parameter].__metadata__[0]
+    # typer.Option("--from") inside Annotated keeps the first name where a default would go
+    declared = [info.default, *(info.param_decls or ())]
+    return next((d for d in declared if isinstance(d, str) and d.startswith("--")), "--" + parameter.replace("_", "-"))
+
+
+def _run(command: Callable[..., Any], **kwargs: Any) -> None:
+    """Print the command line a step is (made from the very arguments it gets), then run it through the
+    same function the CLI calls."""
+    words = [command.__name__]
+    for parameter, value in kwargs.items():
+        if parameter not in PLUMBING:
+            words += [_flag(command, parameter)] + ([] if value is True else [str(value)])
+    note(f"[bold]$ kt {' '.join(words)}[/bold]")
     command(**kwargs)
 
 
@@ -77,30 +93,24 @@ def demo(
     from kt_cli.evaluation.evaluate import evaluate_run  # torch and RecBole: only when running
 
     common = {"dataset": DATASET, "store": store}
-    _run(profile_cli.profile, f"profile --dataset {DATASET} --history all --offline", history="all", offline=True,
-         profiles_cache=profiles_cache, **common)
+    _run(profile_cli.profile, **common, history="all", offline=True, profiles_cache=profiles_cache)
     with Store.open(store) as db:
         if not db.profile_set(DATASET, PROFILE_SET).n_profiles:
             raise MissingInputError(
                 f"kt demo runs offline on the shipped profiles, but {profiles_cache} holds none for {DATASET} "
                 f"({PROFILE_SET}). Point --profiles-cache (or KT_PROFILES_CACHE) at the checkout's profiles_cache/, "
                 "or make the profiles with an LLM first.", f"kt profile --dataset {DATASET} --history all --store {store}")
-    _run(embed_cli.embed, f"embed --dataset {DATASET} --profiles {PROFILE_SET}", profiles=PROFILE_SET,
-         threads=threads, **common)
-    _run(reduce_cli.reduce, f"reduce --dataset {DATASET} --from {PROFILE_SET}-minilm --method pca --dim 64 "
-         f"--name {KNOWLEDGE}", source=f"{PROFILE_SET}-minilm", method="pca", dim=64, name=KNOWLEDGE, **common)
+    _run(embed_cli.embed, **common, profiles=PROFILE_SET, threads=threads)
+    _run(reduce_cli.reduce, **common, source=f"{PROFILE_SET}-minilm", method="pca", dim=64, name=KNOWLEDGE)
     pairs = []
     for spec in DEMO_MODELS:
         spec = DemoModel(spec.key, 1, 1, spec.alpha) if quick else spec
         prefix = "quick" if quick else "demo"
-        schedule = {"distill_epochs": spec.epochs, "finetune_epochs": spec.epochs, "patience": spec.patience}
-        flags = f"--distill-epochs {spec.epochs} --finetune-epochs {spec.epochs} --patience {spec.patience}"
+        schedule = {"model": spec.key, "distill_epochs": spec.epochs, "finetune_epochs": spec.epochs,
+                    "patience": spec.patience, "threads": threads, **common}
         base, llm = f"{prefix}-{spec.key}-base", f"{prefix}-{spec.key}-llmkt"
-        _run(train_cli.train, f"train --model {spec.key} {flags} --name {base}", model=spec.key, name=base,
-             threads=threads, **schedule, **common)
-        _run(train_cli.train, f"train --model {spec.key} {flags} --knowledge {KNOWLEDGE} --alpha {spec.alpha} "
-             f"--name {llm}", model=spec.key, knowledge=KNOWLEDGE, alpha=spec.alpha, name=llm, threads=threads,
-             **schedule, **common)
+        _run(train_cli.train, **schedule, name=base)
+        _run(train_cli.train, **schedule, knowledge=KNOWLEDGE, alpha=spec.alpha, name=llm)
         pairs.append((base, llm))
     runs = [run for pair in pairs for run in pair]
     note(f"[bold]$ kt eval {' '.join(runs)} --k 10[/bold]")
