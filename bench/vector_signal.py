@@ -61,6 +61,21 @@ def knn_scores(vectors: np.ndarray, train: np.ndarray, neighbours: int) -> np.nd
     return weights @ train
 
 
+def train_matrix(rows) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """User ids (row order), the users' training rows over the items (column 0 is padding, as in RecBole),
+    and the split's rows as (user index, item index, part) arrays."""
+    user_ids = sorted(rows["user_id"].unique())
+    item_ids = sorted(rows["item_id"].unique())
+    user_index = {u: i for i, u in enumerate(user_ids)}
+    item_index = {t: i + 1 for i, t in enumerate(item_ids)}
+    users = rows["user_id"].map(user_index).to_numpy()
+    items = rows["item_id"].map(item_index).to_numpy()
+    parts = rows["part"].to_numpy()
+    train = np.zeros((len(user_ids), len(item_ids) + 1), dtype=np.float32)
+    train[users[parts == 0], items[parts == 0]] = 1.0
+    return user_ids, train, users, items, parts
+
+
 def leak_share(store: Store, rows) -> float:
     """Share of the lines shown by whole-history prompts (the shipped profiles') that are validation or
     test items of the split."""
@@ -86,15 +101,8 @@ def main() -> None:
         embed_history(store, DATASET, MiniLM(), HistoryRules(), name="history-train")  # cached after the first run
         vector_sets = {name: store.knowledge_vectors(DATASET, name) for name in SETS}
         leaked = leak_share(store, rows)
-    user_ids = sorted(rows["user_id"].unique())
-    item_ids = sorted(rows["item_id"].unique())
+    user_ids, train, users, items, parts = train_matrix(rows)
     user_index = {u: i for i, u in enumerate(user_ids)}
-    item_index = {t: i + 1 for i, t in enumerate(item_ids)}  # 0 is padding, as in RecBole's ids
-    users = rows["user_id"].map(user_index).to_numpy()
-    items = rows["item_id"].map(item_index).to_numpy()
-    parts = rows["part"].to_numpy()
-    train = np.zeros((len(user_ids), len(item_ids) + 1), dtype=np.float32)
-    train[users[parts == 0], items[parts == 0]] = 1.0
     truth = build_truth(users, items, parts, 1)
 
     def score(matrix: np.ndarray) -> dict[str, float]:
