@@ -427,7 +427,10 @@ def write_report(results: dict[str, dict], stages: dict[str, float], seeds: list
             lines.append(f"| {model} | {arm} | " + " | ".join(
                 f"{v:.4f}" for v in r["summary"]["all"][(arm, "ndcg@10")]["seeds"]) + " |")
     lines += ["", "## Cost", "", "Training seconds per epoch (mean over seeds; first phase, with the hook for LLM-KT and "
-              "the controls), and the ratio to the baseline's (target: at most 1.10). Validation is not included.",
+              "the controls), and the ratio to the baseline's (target: at most 1.10). Validation is not included. "
+              "These runs shared the machine with the other model's worker and differ in epochs and "
+              "configuration; the overhead measured alone, epoch by epoch, is in "
+              "[hook_overhead.md](hook_overhead.md) (`python bench/hook_overhead.py`).",
               "", "| model | baseline | LLM-KT | ratio | random | history-text | test evaluation (s) |",
               "|---|---|---|---|---|---|---|"]
     for model, r in results.items():
