@@ -259,7 +259,8 @@ def run_model(job: tuple[str, Budget, list[int], Path, bool]) -> dict:
     print(model, "search:", {k: v for k, v in best.items() if "scores" not in k}, flush=True)
     runs, eval_seconds = finals(path, model, budget, best, seeds, train_missing)
     with Store.open(path) as store:  # compute spent on this model: every run's training and validation
-        minutes = sum(row.summary.get("seconds", 0.0) for row in store.runs()) / 60
+        minutes = sum(row.summary.get("seconds", 0.0) for row in store.runs()  # not the ablation's runs
+                      if row.name.startswith((f"{model}-search-", f"{model}-final-"))) / 60
     return {"budget": budget, "search": best, "summary": summarize(path, runs), "runs": runs,
             "eval_seconds": eval_seconds, "minutes": minutes}
 
