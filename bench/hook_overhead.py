@@ -47,8 +47,7 @@ def measure(store_path: Path, model: str, epochs: int, work: Path) -> dict:
     kt_config = TrainConfig("ml-100k", model, knowledge="llm-pca64", target_scale="layer", seed=1)
     sessions = {"baseline": session_for(store_path, base_config, work / f"{model}-base"),
                 "llm-kt": session_for(store_path, kt_config, work / f"{model}-kt")}
-    optimizers = {arm: build_optimizer(list(s.model.parameters()) + (list(s.recon.parameters()) if s.recon else []),
-                                  s.parts.config) for arm, s in sessions.items()}
+    optimizers = {arm: build_optimizer(s.trainable(), s.parts.config) for arm, s in sessions.items()}
     seconds: dict[str, list[float]] = {arm: [] for arm in sessions}
     for round_ in range(epochs + 1):
         order = list(sessions) if round_ % 2 == 0 else list(sessions)[::-1]  # neither arm always goes first

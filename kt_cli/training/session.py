@@ -210,6 +210,11 @@ class Session:
             flat, ids = flat[mask], ids[mask]
         return loss, self.recon(flat, self.targets.vectors[ids]), used, rows - used
 
+    def trainable(self) -> list[torch.nn.Parameter]:
+        """What the optimizer updates: the model, plus the projection head while the hook is attached."""
+        head = list(self.recon.parameters()) if self.recon is not None and self.capture is not None else []
+        return list(self.model.parameters()) + head
+
     def detach_knowledge(self) -> None:
         """Remove the hook: the fine-tune phase and inference run the unmodified model."""
         if self.capture is not None:

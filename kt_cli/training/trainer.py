@@ -224,7 +224,6 @@ def _fit(
     resumed = state is not None
     log: list[dict[str, Any]] = state["log"] if state else []
     phase_results: list[dict[str, Any]] = state["phase_results"] if state else []
-    recon_params = list(session.recon.parameters()) if session.recon is not None else []
     if state:  # weights as of the checkpoint: mid-phase, or the best of the last finished phase
         model.load_state_dict(state["model"])
         if session.recon is not None and state["recon"] is not None:
@@ -241,8 +240,7 @@ def _fit(
             continue
         if phase == "finetune":
             session.detach_knowledge()
-        hooked = session.capture is not None
-        optimizer = build_optimizer(list(model.parameters()) + (recon_params if hooked else []), session.parts.config)
+        optimizer = build_optimizer(session.trainable(), session.parts.config)
         best = {"score": -np.inf, "epoch": -1, "model": copy.deepcopy(model.state_dict()),
                 "recon": copy.deepcopy(session.recon.state_dict()) if session.recon else None}
         start_epoch, bad = 0, 0
