@@ -5,7 +5,7 @@ Counts, over every profile in the file: the stock opening and stock phrases, peo
 the instruction, answers cut at the token limit, and answer length and cost. Reading a sample by hand is
 still needed for what counts cannot see (do the named genres match the history?).
 
-Usage: python bench/profile_check.py [profiles_cache/ml-100k.user.qwen2.5-coder-1.5b.jsonl]
+Usage: python bench/profile_check.py [profiles_cache/ml-100k.user.qwen2.5-coder-1.5b.jsonl]  (or the -allhistory file)
 """
 
 from __future__ import annotations

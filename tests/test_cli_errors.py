@@ -100,11 +100,11 @@ def knowledge_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Runs on split seed 1 ('base', evaluated; 'noeval', not) and split seed 2 ('other', evaluated)."""
+    """Runs on the default split ('base', evaluated; 'noeval', not) and a random-order one ('other', evaluated)."""
     store = tmp_path_factory.mktemp("trained") / "kt.duckdb"
-    for name, split_seed in (("base", 1), ("noeval", 1), ("other", 2)):
+    for name, split_order in (("base", "time"), ("noeval", "time"), ("other", "random")):
         seed = ["--seed", "7"] if name == "noeval" else []
-        result = ok_json(kt("train", *FAST, *seed, "--split-seed", split_seed, "--name", name,
+        result = ok_json(kt("train", *FAST, *seed, "--split-order", split_order, "--name", name,
                             "--store", store, "--json"))
         assert result["status"] == "trained"
     for name in ("base", "other"):
@@ -398,11 +398,10 @@ def test_reduce_unknown_method(knowledge_store: Path) -> None:
 
 
 def test_rerun_is_cached_and_a_changed_config_needs_force(trained_store: Path) -> None:
-    again = ok_json(kt("train", *FAST, "--split-seed", "1", "--name", "base", "--store", trained_store,
-                       "--json"))
+    again = ok_json(kt("train", *FAST, "--name", "base", "--store", trained_store, "--json"))
     assert again["status"] == "cached"
     before = stored_runs(trained_store)
-    assert_fails(kt("train", *FAST, "--split-seed", "1", "--alpha", "0.2", "--name", "base",
+    assert_fails(kt("train", *FAST, "--alpha", "0.2", "--name", "base",
                     "--store", trained_store), 2,
                  "run named 'base' already exists with a different configuration", "--force", "--name")
     assert stored_runs(trained_store) == before
@@ -455,7 +454,9 @@ def test_every_command_has_help(command: list[str]) -> None:
     (["--gguf", "missing.gguf"], 2, ["GGUF file missing.gguf does not exist"]),
     (["--offline", "--no-cache"], 2, ["give one of them"]),
     (["--history", "everything"], 2, ["--history must be one of train, all"]),
-    (["--split", "0.7,0.3"], 2, ["--split takes three ratios like 0.7,0.1,0.2"]),
+    (["--split", "0.7,0.3"], 2, ["--split takes three ratios like 0.7,0.1,0.2, or loo"]),
+    (["--split-order", "weekly"], 2, ["--split-order must be one of time, random, global"]),
+    (["--split", "loo", "--split-order", "random"], 2, ["leave-one-out in time order"]),
     (["--template", "books"], 2, ["Unknown template 'books'", "movies, music, generic"]),
     (["--template", "movies", "--prompt", "x.txt"], 2, ["not both"]),
     (["--import", "missing.jsonl"], 1, ["Cannot read profile file missing.jsonl"]),
@@ -475,18 +476,23 @@ def test_offline_profile_with_nothing_cached_reports_every_user_missing(store_pa
     assert json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])["format"] == "kt-profiles/1"
 
 
-def test_shipped_profiles_need_history_all_and_the_offline_note_says_so(store_path: Path) -> None:
-    """The shipped ml-100k answers were written from whole histories: the default (training ratings only)
-    finds none of them and says which flag does."""
+def test_shipped_profiles_default_and_allhistory_sets(store_path: Path, tmp_path: Path) -> None:
+    """The shipped ml-100k user answers come in two sets: the default (training part of the default split)
+    and the reference's whole histories (--history all). A split no file was made for finds none, and the
+    note lists the sets the folder has."""
     from kt_cli.cli.options import DEFAULT_PROFILES_CACHE
 
-    default = kt("profile", "--store", store_path, "--profiles-cache", DEFAULT_PROFILES_CACHE, "--offline")
-    assert default.exit_code == 0, default.output
-    assert "0 user profiles" in default.stderr and "add --history all" in " ".join(default.stderr.split())
-    whole = kt("profile", "--store", store_path, "--profiles-cache", DEFAULT_PROFILES_CACHE, "--offline",
-               "--history", "all", "--json")
-    report = json.loads(whole.stdout)
-    assert (report["set"], report["profiles"], report["calls"]) == ("user-qwen2.5-coder-1.5b-allhistory", 943, 0)
+    default = ok_json(kt("profile", "--store", store_path, "--profiles-cache", DEFAULT_PROFILES_CACHE, "--offline",
+                         "--json"))
+    assert (default["set"], default["calls"]) == ("user-qwen2.5-coder-1.5b", 0) and default["profiles"] > 0
+    whole = ok_json(kt("profile", "--store", store_path, "--profiles-cache", DEFAULT_PROFILES_CACHE, "--offline",
+                       "--history", "all", "--json"))
+    assert (whole["set"], whole["profiles"], whole["calls"]) == ("user-qwen2.5-coder-1.5b-allhistory", 943, 0)
+    other = kt("profile", "--store", store_path, "--profiles-cache", DEFAULT_PROFILES_CACHE, "--offline",
+               "--split", "loo")
+    assert other.exit_code == 0, other.output
+    message = " ".join(other.stderr.split())
+    assert "0 user profiles" in message and "user-qwen2.5-coder-1.5b-allhistory (all ratings)" in message
 
 
 def test_profile_against_a_closed_port(store_path: Path, tmp_path: Path) -> None:

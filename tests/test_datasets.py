@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from kt_cli.datasets.registry import Filters, ensure_dataset, register_dataset
-from kt_cli.datasets.splits import SplitSpec, assign_parts, ensure_split, export_for_recbole
+from kt_cli.datasets.splits import SplitSpec, assign_parts, ensure_split, export_for_recbole, parse_split
 from kt_cli.errors import DataFormatError, NotFoundError, UsageError
 from kt_cli.store import Store
 
@@ -82,20 +82,68 @@ def test_reregistering_different_data_needs_replace(store_path, tmp_path) -> Non
         assert register_dataset(store, "mini", tmp_path / "two", replace=True).n_interactions == 1
 
 
-def test_split_is_per_user_seeded_and_complete() -> None:
-    frame = pd.DataFrame({"user_id": ["u"] * 10 + ["v"] * 3, "item_id": [str(i) for i in range(13)]})
-    parts = assign_parts(frame, SplitSpec((0.7, 0.1, 0.2), seed=1))
+def test_random_split_is_per_user_seeded_and_complete() -> None:
+    frame = pd.DataFrame({"user_id": ["u"] * 10 + ["v"] * 3, "item_id": [str(i) for i in range(13)],
+                          "timestamp": 0.0})
+    parts = assign_parts(frame, SplitSpec((0.7, 0.1, 0.2), seed=1, order="random"))
     counts = parts.groupby(["user_id", "part"]).size().to_dict()
     assert counts == {("u", 0): 7, ("u", 1): 1, ("u", 2): 2, ("v", 0): 1, ("v", 1): 1, ("v", 2): 1}
     assert sorted(parts.item_id) == sorted(frame.item_id)
-    assert parts.equals(assign_parts(frame, SplitSpec(seed=1)))
-    assert not parts.equals(assign_parts(frame, SplitSpec(seed=2)))
+    assert parts.equals(assign_parts(frame, SplitSpec(seed=1, order="random")))
+    assert not parts.equals(assign_parts(frame, SplitSpec(seed=2, order="random")))
+
+
+def _timed() -> pd.DataFrame:
+    """User u rated items 0..9 at times 9..0 (item 9 first), except items 4 and 5 at the same time."""
+    times = [9, 8, 7, 6, 5, 5, 3, 2, 1, 0]
+    return pd.DataFrame({"user_id": ["u"] * 10 + ["v"] * 4, "item_id": [str(i) for i in range(10)] + list("abcd"),
+                         "timestamp": [float(t) for t in times] + [1.0, 2.0, 3.0, 4.0]})
+
+
+def _parts_of(parts: pd.DataFrame, user: str) -> list[list[str]]:
+    mine = parts[parts["user_id"] == user]
+    return [sorted(mine.loc[mine["part"] == p, "item_id"]) for p in (0, 1, 2)]
+
+
+def test_time_split_trains_on_the_past_and_breaks_ties_by_item_id() -> None:
+    parts = assign_parts(_timed(), SplitSpec())  # the default: time order, 70/10/20
+    # u's oldest 7 ratings are items 9..3; items 4 and 5 share a time and item id 4 sorts first
+    assert _parts_of(parts, "u") == [["3", "4", "5", "6", "7", "8", "9"], ["2"], ["0", "1"]]
+    assert _parts_of(parts, "v") == [["a", "b"], ["c"], ["d"]]
+    assert SplitSpec().as_dict() == {"scheme": "ratio", "order": "time", "ratios": [0.7, 0.1, 0.2],
+                                     "ties": "item_id ascending"}
+    # a tie at the boundary: 4 and 5 at time 5; with 50/10/40 the fifth-oldest row is the tie's first (item 4)
+    half = assign_parts(_timed(), SplitSpec((0.5, 0.1, 0.4)))
+    assert "4" in _parts_of(half, "u")[0] and "5" in _parts_of(half, "u")[1]
+    assert SplitSpec(seed=1) == SplitSpec(seed=2)  # time order does not depend on the seed
+
+
+def test_leave_one_out_and_global_splits() -> None:
+    loo = assign_parts(_timed(), parse_split("loo"))
+    assert _parts_of(loo, "u")[1:] == [["1"], ["0"]] and _parts_of(loo, "v")[1:] == [["c"], ["d"]]
+    with pytest.raises(UsageError, match="leave-one-out"):
+        parse_split("loo", "random")
+    glob = assign_parts(_timed(), parse_split("0.5,0.25,0.25", "global"))
+    stamps = _timed().merge(glob, on=["user_id", "item_id"])
+    by_part = stamps.groupby("part")["timestamp"].agg(["min", "max"])
+    assert by_part.loc[0, "max"] < by_part.loc[1, "min"] and by_part.loc[1, "max"] < by_part.loc[2, "min"]
+
+
+def test_time_orders_need_timestamps() -> None:
+    flat = _timed().assign(timestamp=0.0)
+    for spec in (SplitSpec(), parse_split("loo"), parse_split("0.7,0.1,0.2", "global")):
+        with pytest.raises(UsageError, match="no timestamps.*--split-order random"):
+            assign_parts(flat, spec)
+    assert len(assign_parts(flat, SplitSpec(order="random"))) == len(flat)
 
 
 def test_split_is_stored_and_exported_for_recbole(store_path) -> None:
     with Store.open(store_path) as store:
         sid = ensure_split(store, "ml-100k", SplitSpec())
         assert ensure_split(store, "ml-100k", SplitSpec()) == sid
+        # the random split kept the id it had before splits recorded their order
+        assert ensure_split(store, "ml-100k", SplitSpec(order="random")) == "s0926bd60ba6"
+        assert store.split_label(sid) == "time 0.7/0.1/0.2"
         root = export_for_recbole(store, sid)
         rows = store.split_rows(sid)
     sizes = [len((root / "kt" / f"kt.{p}.inter").read_text().splitlines()) - 1 for p in ("train", "valid", "test")]

@@ -42,7 +42,7 @@ def test_demo_runs_the_pipeline_and_reuses_the_store(store_path: Path, monkeypat
         assert check.exit_code == 0, (command, check.output)
     with Store.open(store_path) as store:
         runs = {r.name: r for r in store.runs()}
-        shipped = store.profile_set("ml-100k", "user-qwen2.5-coder-1.5b-allhistory")
+        shipped = store.profile_set("ml-100k", "user-qwen2.5-coder-1.5b")
     assert all(runs[f"quick-{m}-llmkt"].summary["coverage"]["matched"] == shipped.n_profiles
                for m in ("multvae", "simplex", "neumf"))
 

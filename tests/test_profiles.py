@@ -6,13 +6,16 @@ scripted back-end lets the tests count calls and interrupt at exact points.
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 import pytest
 
 from kt_cli.errors import DataFormatError, MissingInputError
 from kt_cli.profiles import cache_files
 from kt_cli.profiles.generate import ProfileJob, build_requests, generate_profiles
 from kt_cli.profiles.llm import Completion, Sampling
-from kt_cli.profiles.prompts import load_template
+from kt_cli.profiles.prompts import HistoryRules, load_template
 from kt_cli.store import Store
 
 
@@ -124,9 +127,61 @@ def test_item_profiles_describe_each_item(store_path: Path) -> None:
     with Store.open(store_path) as store:
         prompts = [r.messages[-1]["content"] for r in build_requests(store, job)]
         report = generate_profiles(store, job, Scripted)
-    # 452 people rated Toy Story; 333 of those ratings are in the training part the prompt may show
-    assert prompts[0].startswith("Movie: Toy Story (1995). Genres: Animation, Children's, Comedy. 333 viewers")
+    # KAR's factual prompt: the item alone, no interaction statistics, so no split and no history suffix
+    assert prompts[0].startswith("Movie: Toy Story (1995). Genres: Animation, Children's, Comedy.\n\nIntroduce")
+    assert "rated" not in prompts[0]
     assert (report.set.name, report.set.entity, report.set.n_missing) == ("item-scripted", "item", 1682 - 2)
+    assert report.set.rules == {"history": "none (the prompt shows no ratings)"}
+
+
+def _write_atomic(folder: Path, inter: pd.DataFrame, items: dict[str, dict[str, str]]) -> Path:
+    folder.mkdir()
+    lines = ["user_id:token\titem_id:token\trating:float\ttimestamp:float"]
+    lines += [f"{u}\t{i}\t{r:g}\t{t:.0f}" for u, i, r, t in inter[["user_id", "item_id", "rating", "timestamp"]]
+              .itertuples(index=False)]
+    (folder / f"{folder.name}.inter").write_text("\n".join(lines) + "\n")
+    rows = ["item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq"]
+    rows += [f"{i}\t{f.get('movie_title', '')}\t{f.get('release_year', '')}\t{f.get('class', '')}"
+             for i, f in items.items() if i in set(inter["item_id"])]
+    (folder / f"{folder.name}.item").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def test_a_held_out_rating_changes_nothing_in_any_prompt(store_path: Path, tmp_path: Path) -> None:
+    """Two copies of 40 ml-100k users that differ in every validation and test rating (flipped) give the
+    same user prompts, item prompts (also with a template that counts ratings) and history texts; with
+    --history all the user prompts do differ, so the comparison can see a leak."""
+    from kt_cli.datasets.registry import ensure_dataset, register_dataset
+    from kt_cli.datasets.splits import SplitSpec, assign_parts
+    from kt_cli.knowledge.texts import history_texts
+
+    counting = tmp_path / "counting.item.txt"
+    counting.write_text("[user]\n{title}: {n_ratings} ratings, mean {mean_rating}.\n")
+    with Store.open(store_path) as store:
+        ensure_dataset(store, "ml-100k")
+        inter = store.interactions("ml-100k")
+        inter = inter[inter["user_id"].astype(int) <= 40].reset_index(drop=True)
+        fields = store.item_fields("ml-100k")
+        held_out = assign_parts(inter, SplitSpec()).query("part > 0")[["user_id", "item_id"]]
+        flipped = inter.merge(held_out.assign(flip=True), how="left", on=["user_id", "item_id"])
+        flipped["rating"] = np.where(flipped["flip"].eq(True), 6 - flipped["rating"], flipped["rating"])
+        assert (flipped["rating"] != inter["rating"]).sum() > 100
+        seen = {}
+        for name, frame in (("a", inter), ("b", flipped.drop(columns="flip"))):
+            register_dataset(store, name, _write_atomic(tmp_path / name, frame, fields))
+            prompts = []
+            for entity, template, rules in (("user", load_template("user", domain="movies"), HistoryRules()),
+                                            ("item", load_template("item", domain="movies"), HistoryRules()),
+                                            ("item", load_template("item", path=counting), HistoryRules()),
+                                            ("user", load_template("user", domain="movies"), HistoryRules(split=None))):
+                job = ProfileJob(name, entity, template, "scripted", "openai", rules=rules)
+                prompts.append([r.messages for r in build_requests(store, job)])
+            prompts.append(history_texts(store, name, HistoryRules()))
+            seen[name] = prompts
+    for index in range(3):
+        assert seen["a"][index] == seen["b"][index], index
+    assert seen["a"][4] == seen["b"][4]
+    assert seen["a"][3] != seen["b"][3]  # whole histories show the flipped ratings
 
 
 def test_the_api_key_reaches_the_server_but_never_the_store_or_files(store_path: Path, tmp_path: Path) -> None:
@@ -163,7 +218,8 @@ def test_own_template_sets_carry_its_hash_in_the_name(store_path: Path, tmp_path
     with Store.open(store_path) as store:
         made = generate_profiles(store, job, Scripted)
         path, _ = cache_files.export_set(store, "ml-100k", made.set.name, tmp_path / "new" / "folder")
-    assert path == tmp_path / "new" / "folder" / "ml-100k.user.scripted.jsonl"
+    # one file per set: sets of one model from other templates or histories never overwrite each other
+    assert path == tmp_path / "new" / "folder" / f"ml-100k.user.scripted-{job.template.digest[:8]}.jsonl"
 
 
 def test_an_unavailable_model_error_says_how_many_answers_are_cached(store_path: Path) -> None:
@@ -183,7 +239,7 @@ def test_prompts_show_only_training_ratings_unless_told_to_show_all(store_path: 
     and the shipped set's) does, and its set name says so."""
     from kt_cli.datasets.splits import SplitSpec, ensure_split
     from kt_cli.profiles.generate import build_requests
-    from kt_cli.profiles.prompts import HistoryRules, item_line
+    from kt_cli.profiles.prompts import item_line
 
     with Store.open(store_path) as store:
         train_only = build_requests(store, _job(limit=20))
@@ -205,4 +261,6 @@ def test_prompts_show_only_training_ratings_unless_told_to_show_all(store_path: 
     assert leaked[True] > 20  # 20 users; about 28% of the lines whole histories show are held out
     assert _job().set_name == "user-scripted"
     assert _job(rules=HistoryRules(split=None)).set_name == "user-scripted-allhistory"
-    assert _job(rules=HistoryRules(split=SplitSpec((0.8, 0.1, 0.1), 7))).set_name == "user-scripted-train-0.8-0.1-0.1-s7"
+    assert _job(rules=HistoryRules(split=SplitSpec((0.8, 0.1, 0.1), 7, "random"))).set_name == \
+        "user-scripted-train-random-0.8-0.1-0.1-s7"
+    assert _job(rules=HistoryRules(split=SplitSpec(scheme="loo"))).set_name == "user-scripted-train-loo"

@@ -42,6 +42,7 @@ def embed(
         help="Import the valid rows and report the rest, instead of refusing the file.")] = False,
     history: options.History = "train",
     split: options.Split = "0.7,0.1,0.2",
+    split_order: options.SplitOrder = "time",
     split_seed: options.SplitSeed = 42,
     seed: options.Seed = 42,
     threads: options.Threads = 1,
@@ -54,7 +55,7 @@ def embed(
         raise UsageError("Give exactly one source: --profiles SET, --history-text, --from-file FILE, "
                          "--from-metadata or --random-like SET.")
     if profiles is not None or history_text:
-        rules = options.history_rules(history, split, split_seed)
+        rules = options.history_rules(history, split, split_order, split_seed)
         return _embed_texts(profiles, rules, name, encoder, base_url, dataset, threads, store, json)
     if random_like_set is not None:
         with Store.open(store) as db:

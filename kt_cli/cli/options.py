@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from kt_cli.datasets.splits import SplitSpec
+from kt_cli.datasets.splits import parse_split
 from kt_cli.errors import UsageError
 from kt_cli.profiles.prompts import HistoryRules
 
@@ -35,8 +35,13 @@ ProfilesCache = Annotated[Path, typer.Option(
     help="Folder of shareable profile files read before any LLM call.")]
 DEFAULT_PROFILES_CACHE = _default_profiles_cache()
 Entity = Annotated[str, typer.Option("--entity", help="Whose profiles or vectors: user or item.")]
-Split = Annotated[str, typer.Option("--split", help="Per-user random train,valid,test ratios.")]
-SplitSeed = Annotated[int, typer.Option("--split-seed", help="Seed of the split (separate from --seed).")]
+Split = Annotated[str, typer.Option(
+    "--split", help="Per-user train,valid,test ratios (e.g. 0.7,0.1,0.2), or loo: leave-one-out in time order "
+                    "(last rating test, second-last validation).")]
+SplitOrder = Annotated[str, typer.Option(
+    "--split-order", help="time: each user's ratings in time order, oldest for training (the LLM-KT paper's "
+                          "protocol); random: shuffled with --split-seed; global: one timestamp boundary for all.")]
+SplitSeed = Annotated[int, typer.Option("--split-seed", help="Seed of a random-order split (separate from --seed).")]
 History = Annotated[str, typer.Option(
     "--history", help="Ratings a prompt or history text shows: train (the training part of --split/--split-seed, "
                       "so nothing a model is validated or tested on) or all (every rating, as the reference did; "
@@ -44,19 +49,8 @@ History = Annotated[str, typer.Option(
 HISTORIES = ("train", "all")
 
 
-def split_spec(ratios: str, seed: int) -> SplitSpec:
-    """``0.7,0.1,0.2`` and a seed as a split."""
-    try:
-        parts = tuple(float(x) for x in ratios.split(","))
-    except ValueError as e:
-        raise UsageError(f"--split takes three ratios like 0.7,0.1,0.2, not '{ratios}'.") from e
-    if len(parts) != 3:
-        raise UsageError(f"--split takes three ratios like 0.7,0.1,0.2, not '{ratios}'.")
-    return SplitSpec(parts, seed)  # type: ignore[arg-type]
-
-
-def history_rules(history: str, ratios: str, seed: int, **thresholds: float) -> HistoryRules:
+def history_rules(history: str, split: str, order: str, seed: int, **thresholds: float) -> HistoryRules:
     """``--history`` and the split options as the rules prompts and history texts are built with."""
     if history not in HISTORIES:
         raise UsageError(f"--history must be one of {', '.join(HISTORIES)}, not '{history}'.")
-    return HistoryRules(**thresholds, split=split_spec(ratios, seed) if history == "train" else None)
+    return HistoryRules(**thresholds, split=parse_split(split, order, seed) if history == "train" else None)

@@ -37,6 +37,7 @@ def profile(
     token_budget: Annotated[int, typer.Option(help="Estimated tokens of history shown (most recent first).")] = 250,
     history: options.History = "train",
     split: options.Split = "0.7,0.1,0.2",
+    split_order: options.SplitOrder = "time",
     split_seed: options.SplitSeed = 42,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
     max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 128,
@@ -72,7 +73,7 @@ def profile(
                        timeout, threads, model_cache)
     job = ProfileJob(dataset, entity, load_template(entity, domain=template or domain_for(dataset), path=prompt),
                      spec.model_id, spec.kind, options.history_rules(
-                         history, split, split_seed, like_threshold=like_threshold,
+                         history, split, split_order, split_seed, like_threshold=like_threshold,
                          dislike_threshold=dislike_threshold, token_budget=token_budget),
                      Sampling(temperature, 1.0, max_tokens, seed), limit, no_cache, name)
     with Store.open(store) as db, progress_bar("profiles", disable=json) as bar:
@@ -93,10 +94,12 @@ def profile(
          f"{entity}s without one; {report.unanswered} not asked: --offline). Calls {report.called}, cache hits {summary['cache_hits']} (from files "
          f"{report.from_files}), failures {report.failed}, retries {report.retries}, tokens in "
          f"{report.tokens_in} / out {report.tokens_out}.")
-    if offline and report.set.n_profiles == 0 and job.rules.split is not None:
-        note("None of the cached answers matches prompts built from the training part of the split. The shipped "
-             "ml-100k profiles were written from every rating: add --history all to use them (and read "
-             "profiles_cache/README.md on what that leaks).")
+    if offline and report.set.n_profiles == 0:
+        shipped = cache_files.shipped_sets(profiles_cache, dataset, entity)
+        note("None of the cached answers matches these prompts (the template, the ratings shown, the split, the "
+             "model and the sampling are all part of an answer's key)." + (
+                 f" Profile files in {profiles_cache} for {dataset} {entity}s: " + "; ".join(
+                     f"{name} ({history})" for name, history in shipped) + "." if shipped else ""))
     for failure in report.failures[:5]:
         note(f"  failed: {failure}")
     if exported:

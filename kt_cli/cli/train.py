@@ -51,6 +51,7 @@ def train(
     patience: Annotated[int, typer.Option(help="Stop a phase after this many epochs without improvement.")] = 10,
     valid_metric: Annotated[str, typer.Option(help="Validation metric for early stopping.")] = "ndcg@10",
     split: options.Split = "0.7,0.1,0.2",
+    split_order: options.SplitOrder = "time",
     split_seed: options.SplitSeed = 42,
     seed: options.Seed = 42,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
@@ -68,7 +69,7 @@ def train(
         dataset=dataset, model=model, knowledge=knowledge, inject_layer=inject_layer, alpha=alpha,
         recon_loss=recon_loss, project=project, target_scale=target_scale, distill_epochs=distill_epochs,
         finetune_epochs=finetune_epochs, patience=patience, valid_metric=valid_metric,
-        split_ratios=options.split_spec(split, split_seed).ratios, split_seed=split_seed, seed=seed, device=device,
+        split=split, split_order=split_order, split_seed=split_seed, seed=seed, device=device,
         recbole=_overrides(config, set_),
     )
     if list_layers:

@@ -1,10 +1,21 @@
 """Train/validation/test splits, made by kt, stored, and handed to RecBole as pre-split files.
 
-kt splits the data itself (per user, random, seeded) rather than letting RecBole do it inside each
-training process: the split is then a stored artifact with an id that every run and evaluation
-records, ``compare`` can refuse runs on different splits, and evaluation never has to trust that
-RecBole would split the same way twice. The split seed is separate from the training seed, so runs
-over several training seeds share one split and can be compared user by user.
+kt splits the data itself rather than letting RecBole do it inside each training process: the split is
+then a stored artifact with an id that every run, evaluation and profile set records, ``compare`` can
+refuse runs on different splits, and evaluation never has to trust that RecBole would split the same way
+twice. Schemes (docs/architecture.md, "Splits"):
+
+- ``time`` (the default, the LLM-KT paper's protocol): each user's ratings in time order, the first 70%
+  train, the next 10% validation, the last 20% test; ties in time are broken by item id.
+- ``random``: each user's ratings shuffled with ``--split-seed`` and cut by the same ratios (kt's protocol
+  before time order became the default; its split ids are unchanged).
+- ``global``: one pair of timestamp boundaries for everyone, at the ratios' quantiles of all timestamps;
+  a rating at a boundary's timestamp stays on the earlier side.
+- ``loo`` (leave-one-out, time order): each user's last rating is test, the second-last validation, the
+  rest training; users with fewer than three ratings keep them all in training.
+
+The split seed is separate from the training seed, so runs over several training seeds share one split
+and can be compared user by user; time-ordered splits do not depend on it.
 """
 
 from __future__ import annotations
@@ -23,52 +34,140 @@ from kt_cli.store import Store
 
 PARTS = ("train", "valid", "test")
 RECBOLE_DATASET = "kt"  # RecBole's dataset name for exported files; never a RecBole preset name
+ORDERS = ("time", "random", "global")
+SCHEMES = ("ratio", "loo")
+TIES = "item_id ascending"  # how equal timestamps are ordered, recorded with every time-ordered split
 
 
 @dataclass(frozen=True)
 class SplitSpec:
-    """Per-user random split ratios (train, valid, test) and the seed that draws them."""
+    """How to split: per-user ratios (train, valid, test) in ``order``, or leave-one-out (``scheme="loo"``,
+    always in time order); ``seed`` draws the random order and is ignored by the others."""
 
     ratios: tuple[float, float, float] = (0.7, 0.1, 0.2)
     seed: int = 42
+    order: str = "time"
+    scheme: str = "ratio"
 
     def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise UsageError(f"Unknown split scheme '{self.scheme}'. Valid: {', '.join(SCHEMES)}.")
+        if self.order not in ORDERS:
+            raise UsageError(f"--split-order must be one of {', '.join(ORDERS)}, not '{self.order}'.")
+        if self.scheme == "loo" and self.order != "time":
+            raise UsageError("--split loo is leave-one-out in time order; it takes no --split-order "
+                             f"'{self.order}'. Drop --split-order, or split by ratios.")
         if len(self.ratios) != 3 or min(self.ratios) < 0 or abs(sum(self.ratios) - 1) > 1e-6:
             raise UsageError(f"Split ratios must be three non-negative numbers summing to 1, got {self.ratios}.")
+        if self.order != "random" or self.scheme == "loo":  # deterministic: the seed means nothing
+            object.__setattr__(self, "seed", 0)
+        if self.scheme == "loo":
+            object.__setattr__(self, "ratios", (0.0, 0.0, 0.0))
+
+    @property
+    def needs_time(self) -> bool:
+        return self.order != "random"
 
     @property
     def label(self) -> str:
-        return "/".join(f"{r:g}" for r in self.ratios)
+        """Human-readable, e.g. ``time 0.7/0.1/0.2``, ``random 0.7/0.1/0.2 seed 42``, ``loo``."""
+        if self.scheme == "loo":
+            return "loo"
+        ratios = "/".join(f"{r:g}" for r in self.ratios)
+        return f"{self.order} {ratios}" + (f" seed {self.seed}" if self.order == "random" else "")
+
+    def as_dict(self) -> dict[str, object]:
+        """The stored description of a split: scheme, order, ratios, seed and the tie rule."""
+        record: dict[str, object] = {"scheme": self.scheme, "order": self.order}
+        if self.scheme == "ratio":
+            record["ratios"] = list(self.ratios)
+        if self.order == "random":
+            record["seed"] = self.seed
+        else:
+            record["ties"] = TIES
+        return record
+
+
+def parse_split(text: str, order: str = "time", seed: int = 42) -> SplitSpec:
+    """``--split`` (``0.7,0.1,0.2`` or ``loo``), ``--split-order`` and ``--split-seed`` as a split."""
+    if text.strip().lower() == "loo":
+        return SplitSpec(seed=seed, order=order, scheme="loo")
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError as e:
+        raise UsageError(f"--split takes three ratios like 0.7,0.1,0.2, or loo, not '{text}'.") from e
+    if len(parts) != 3:
+        raise UsageError(f"--split takes three ratios like 0.7,0.1,0.2, or loo, not '{text}'.")
+    return SplitSpec(parts, seed, order)  # type: ignore[arg-type]
 
 
 def split_id(dataset_fingerprint: str, spec: SplitSpec) -> str:
-    key = f"{dataset_fingerprint}|{spec.label}|{spec.seed}"
+    ratios = "/".join(f"{r:g}" for r in spec.ratios)
+    if spec.order == "random":  # the key random splits always had, so their ids never change
+        key = f"{dataset_fingerprint}|{ratios}|{spec.seed}"
+    else:
+        key = f"{dataset_fingerprint}|{spec.scheme}|{spec.order}|{ratios}"
     return "s" + hashlib.sha256(key.encode()).hexdigest()[:11]
 
 
-def assign_parts(interactions: pd.DataFrame, spec: SplitSpec) -> pd.DataFrame:
-    """Shuffle each user's interactions and cut them by the ratios (RecBole's per-user rounding).
+def _ratio_counts(n: np.ndarray, ratios: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows per user for training and for training+validation (RecBole's per-user rounding).
 
     Validation and test get ``floor(ratio * n)`` rows, bumped to one when the product is between 0
     and 1 and the user keeps at least one training row; training gets the rest.
     """
-    rng = np.random.default_rng(spec.seed)
-    frame = interactions[["user_id", "item_id"]].sort_values(["user_id", "item_id"]).reset_index(drop=True)
-    frame["_key"] = rng.random(len(frame))
-    frame = frame.sort_values(["user_id", "_key"]).reset_index(drop=True)
-    rank = frame.groupby("user_id").cumcount().to_numpy()
-    n = frame.groupby("user_id")["item_id"].transform("size").to_numpy()
     counts = []
     train = n.copy()
-    for ratio in spec.ratios[1:]:
+    for ratio in ratios[1:]:
         part = np.floor(ratio * n + 1e-9).astype(int)
         bump = (part == 0) & (ratio * n > 0) & (train - 1 >= 1)
         part = part + bump
         train = train - part
         counts.append(part)
-    valid_end = train + counts[0]
-    frame["part"] = np.where(rank < train, 0, np.where(rank < valid_end, 1, 2)).astype("int8")
-    return frame.drop(columns="_key")
+    return train, train + counts[0]
+
+
+def _require_time(interactions: pd.DataFrame, spec: SplitSpec) -> None:
+    if interactions["timestamp"].nunique() <= 1:
+        raise UsageError(
+            f"The split '{spec.label}' orders ratings by time, but this dataset has no timestamps (every "
+            "interaction has the same time). Use --split-order random (with --split-seed), or register the "
+            "dataset from files with a timestamp:float column.")
+
+
+def assign_parts(interactions: pd.DataFrame, spec: SplitSpec) -> pd.DataFrame:
+    """user_id, item_id and part (0 train, 1 valid, 2 test) for every interaction, as ``spec`` says."""
+    columns = ["user_id", "item_id", "timestamp"]
+    frame = interactions[columns].sort_values(["user_id", "item_id"]).reset_index(drop=True)
+    if spec.needs_time:
+        _require_time(interactions, spec)
+    if spec.order == "global":
+        return _global_parts(frame, spec.ratios)
+    if spec.order == "random":
+        rng = np.random.default_rng(spec.seed)
+        frame["_key"] = rng.random(len(frame))
+        frame = frame.sort_values(["user_id", "_key"]).drop(columns="_key")
+    else:  # time, ties by item id (the rows are already in item order: a stable sort keeps it)
+        frame = frame.sort_values(["user_id", "timestamp"], kind="stable")
+    frame = frame.reset_index(drop=True)
+    rank = frame.groupby("user_id").cumcount().to_numpy()
+    n = frame.groupby("user_id")["item_id"].transform("size").to_numpy()
+    if spec.scheme == "loo":
+        train_end = np.where(n >= 3, n - 2, n)
+        valid_end = np.where(n >= 3, n - 1, n)
+    else:
+        train_end, valid_end = _ratio_counts(n, spec.ratios)
+    frame["part"] = np.where(rank < train_end, 0, np.where(rank < valid_end, 1, 2)).astype("int8")
+    return frame.drop(columns="timestamp")
+
+
+def _global_parts(frame: pd.DataFrame, ratios: tuple[float, float, float]) -> pd.DataFrame:
+    times = np.sort(frame["timestamp"].to_numpy())
+    first = times[max(0, int(np.ceil(ratios[0] * len(times))) - 1)]
+    second = times[max(0, int(np.ceil((ratios[0] + ratios[1]) * len(times))) - 1)]
+    stamp = frame["timestamp"].to_numpy()
+    frame["part"] = np.where(stamp <= first, 0, np.where(stamp <= second, 1, 2)).astype("int8")
+    return frame.drop(columns="timestamp")
 
 
 def ensure_split(store: Store, dataset: str, spec: SplitSpec) -> str:
@@ -77,7 +176,7 @@ def ensure_split(store: Store, dataset: str, spec: SplitSpec) -> str:
     sid = split_id(row.fingerprint, spec)
     if not store.split_exists(sid):
         rows = assign_parts(store.interactions(dataset), spec)
-        store.save_split(sid, dataset, spec.label, spec.seed, rows)
+        store.save_split(sid, dataset, spec.label, spec.seed, spec.as_dict(), rows)
     return sid
 
 

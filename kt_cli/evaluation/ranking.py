@@ -5,9 +5,14 @@ RecBole only reports averages; significance tests need each user's value, so kt 
 have none), masks what the user already saw, and computes NDCG, Hit, Recall, MRR and Precision at
 each K for each user. Validation during training and ``kt eval`` share this code.
 
-Sampled modes follow RecBole: ``uni100``/``pop100`` rank each user's held-out items among 100
-negatives *per held-out item*, drawn uniformly or by training popularity from items the user never
-interacted with.
+Sampled modes (``uniN``/``popN``) follow RecBole 1.2's definition exactly (docs/architecture.md,
+"Sampled evaluation"): for a user with ``n`` held-out items, ``N * n`` negatives are drawn *with
+replacement*, uniformly over all items (``uni``) or in proportion to each item's number of interactions in
+the whole split, all three parts (``pop``); a draw that hits an item the user interacted with up to the
+evaluated part is redrawn; duplicates count once. So a user is ranked among her
+held-out items plus *at most* ``N * n`` distinct negatives. "Interacted with up to the evaluated part" is
+RecBole's phase rule: validation excludes training and validation items, so a user's test items can be
+drawn as validation negatives; the test excludes all three parts.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ class Truth:
     users: np.ndarray  # internal user ids to evaluate (each has >= 1 positive)
     positives: list[np.ndarray]  # held-out items per user
     exclude: list[np.ndarray]  # already-seen items per user (masked from the ranking)
-    seen_all: list[np.ndarray]  # every item the user interacted with (never sampled as a negative)
+    used: list[np.ndarray]  # items of the user's parts up to the evaluated one (never drawn as negatives)
 
 
 def _scores(model: torch.nn.Module, users: torch.Tensor, n_items: int, uid: str, iid: str,
@@ -112,16 +117,35 @@ def evaluate_users(
 
 def _sample_negatives(truth: Truth, start: int, stop: int, per_positive: int, kind: str,
                       n_items: int, popularity: np.ndarray | None, rng: np.random.Generator) -> torch.Tensor:
-    weights = np.ones(n_items) if kind == "uni" or popularity is None else popularity.astype(float) + 1e-12
-    weights[0] = 0
-    mask = torch.zeros((stop - start, n_items), dtype=torch.bool)
-    for row, index in enumerate(range(start, stop)):
-        allowed = weights.copy()
-        allowed[truth.seen_all[index]] = 0
-        available = int((allowed > 0).sum())
-        wanted = min(per_positive * len(truth.positives[index]), available)
-        chosen = rng.choice(n_items, size=wanted, replace=False, p=allowed / allowed.sum())
-        mask[row, torch.from_numpy(chosen)] = True
+    """RecBole's sampled candidates for users ``start:stop``: ``per_positive`` draws per held-out item,
+    with replacement, redrawn while they hit a used item; returned as a [users, items] mask."""
+    rows = stop - start
+    used = _mask(truth.used[start:stop], n_items).numpy()
+    used[:, 0] = True  # the padding item is never a candidate
+    if kind == "pop" and popularity is not None:
+        weights = popularity.astype(float)
+        weights[0] = 0.0
+    else:
+        weights = np.ones(n_items)
+        weights[0] = 0.0
+    # A user with no drawable item left would make the redraw loop endless (RecBole's would): none drawn.
+    drawable = (~used * (weights > 0)).any(axis=1)
+    counts = np.array([per_positive * len(truth.positives[i]) for i in range(start, stop)]) * drawable
+    owner = np.repeat(np.arange(rows), counts)
+    cdf = np.cumsum(weights)
+
+    def draw(size: int) -> np.ndarray:
+        if kind == "uni":
+            return rng.integers(1, n_items, size=size)
+        return np.minimum(np.searchsorted(cdf, rng.random(size) * cdf[-1], side="right"), n_items - 1)
+
+    items = draw(len(owner))
+    redo = np.flatnonzero(used[owner, items])
+    while len(redo):
+        items[redo] = draw(len(redo))
+        redo = redo[used[owner[redo], items[redo]]]
+    mask = torch.zeros((rows, n_items), dtype=torch.bool)
+    mask[torch.from_numpy(owner), torch.from_numpy(items)] = True
     return mask
 
 
@@ -129,14 +153,14 @@ def build_truth(users: np.ndarray, items: np.ndarray, parts: np.ndarray, target:
     """Truth for split part ``target`` (1 valid, 2 test) from internal-id arrays of the whole split.
 
     Earlier parts are excluded from the ranking (train for validation; train and valid for test),
-    as RecBole does.
+    as RecBole does; items of the parts up to ``target`` are never drawn as sampled negatives.
     """
     order = np.lexsort((items, users))
     users, items, parts = users[order], items[order], parts[order]
     bounds = np.flatnonzero(np.diff(users)) + 1
     starts = np.concatenate([[0], bounds])
     stops = np.concatenate([bounds, [len(users)]])
-    keep_users, positives, exclude, seen = [], [], [], []
+    keep_users, positives, exclude, used = [], [], [], []
     for a, b in zip(starts, stops):
         user_parts, user_items = parts[a:b], items[a:b]
         pos = user_items[user_parts == target]
@@ -145,5 +169,5 @@ def build_truth(users: np.ndarray, items: np.ndarray, parts: np.ndarray, target:
         keep_users.append(users[a])
         positives.append(pos)
         exclude.append(user_items[user_parts < target])
-        seen.append(user_items)
-    return Truth(np.asarray(keep_users, dtype=np.int64), positives, exclude, seen)
+        used.append(user_items[user_parts <= target])
+    return Truth(np.asarray(keep_users, dtype=np.int64), positives, exclude, used)

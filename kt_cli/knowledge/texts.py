@@ -90,13 +90,8 @@ def embed_profiles(store: Store, dataset: str, profile_set: str, encoder: Encode
                        progress=progress)
 
 
-def embed_history(store: Store, dataset: str, encoder: Encoder, rules: HistoryRules, *, name: str | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> EmbedReport:
-    """Embed each user's history as plain text (no LLM): the liked/disliked lines a profile prompt shows.
-
-    The control for "the LLM adds knowledge": the encoder sees exactly the titles, years, genres and
-    ratings the LLM was shown, under the same history rule, without the LLM's summary.
-    """
+def history_texts(store: Store, dataset: str, rules: HistoryRules) -> tuple[list[str], list[str]]:
+    """User ids and their history texts: the liked/disliked lines a profile prompt shows, nothing else."""
     ensure_dataset(store, dataset)
     inter = shown_interactions(store, dataset, rules.split)
     items = store.item_fields(dataset)
@@ -106,5 +101,16 @@ def embed_history(store: Store, dataset: str, encoder: Encoder, rules: HistoryRu
         values = user_values(history, items, rules, max_rating, dataset)
         ids.append(str(user))
         texts.append(f"Liked:\n{values['liked']}\nDisliked:\n{values['disliked']}")
+    return ids, texts
+
+
+def embed_history(store: Store, dataset: str, encoder: Encoder, rules: HistoryRules, *, name: str | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> EmbedReport:
+    """Embed each user's history as plain text (no LLM): the liked/disliked lines a profile prompt shows.
+
+    The control for "the LLM adds knowledge": the encoder sees exactly the titles, years, genres and
+    ratings the LLM was shown, under the same history rule, without the LLM's summary.
+    """
+    ids, texts = history_texts(store, dataset, rules)
     return embed_texts(store, dataset, "user", ids, texts, encoder, name=name or f"history-{encoder.name}{rules.name_suffix}",
                        source="history-text", params={"rules": rules.as_dict()}, progress=progress)

@@ -1,4 +1,4 @@
-"""Shareable profile files: one JSONL per (dataset, entity, model), as shipped in ``profiles_cache/``.
+"""Shareable profile files: one JSONL per (dataset, profile set), as shipped in ``profiles_cache/``.
 
 The first line is a header with the provenance of the set (template and its hash, history rules,
 back-end, model, sampling parameters, dataset fingerprint); each further line is one profile with the
@@ -24,8 +24,11 @@ ROW_FIELDS = ("entity_id", "key", "prompt_hash", "text", "tokens_in", "tokens_ou
               "created_at")
 
 
-def file_name(dataset: str, entity: str, model: str) -> str:
-    return f"{dataset}.{entity}.{model}.jsonl"
+def file_name(dataset: str, entity: str, set_name: str) -> str:
+    """``<dataset>.<entity>.<set name without its entity prefix>.jsonl``: sets of one model made from
+    different histories (``...-allhistory``) get different files."""
+    tail = set_name.removeprefix(f"{entity}-")
+    return f"{dataset}.{entity}.{tail}.jsonl"
 
 
 def export_set(store: Store, dataset: str, name: str, target: Path) -> tuple[Path, int]:
@@ -37,7 +40,7 @@ def export_set(store: Store, dataset: str, name: str, target: Path) -> tuple[Pat
                                 f"kt profile --dataset {dataset}")
     if target.suffix != ".jsonl":
         target.mkdir(parents=True, exist_ok=True)
-        target = target / file_name(dataset, row.entity, row.model)
+        target = target / file_name(dataset, row.entity, row.name)
     path = target
     frame = store.profiles(dataset, name)
     header = {"format": FORMAT, "dataset": dataset, "fingerprint": ensure_dataset(store, dataset).fingerprint,
@@ -112,6 +115,20 @@ def import_file(store: Store, path: Path, name: str | None = None) -> tuple[Prof
                             header["params"], len(entries), len(known) - len(entries), _now())
         store.save_profile_set(row, entries)
     return row, added
+
+
+def shipped_sets(folder: Path, dataset: str, entity: str) -> list[tuple[str, str]]:
+    """(set name, history rule) of every profile file in ``folder`` for this dataset and entity."""
+    found = []
+    for path in sorted(folder.glob(f"{dataset}.{entity}.*.jsonl")):
+        with open(path, encoding="utf-8") as handle:
+            try:
+                header = json.loads(handle.readline())
+            except json.JSONDecodeError:
+                continue
+        if header.get("format") == FORMAT and header.get("dataset") == dataset:
+            found.append((str(header.get("name")), str(header.get("rules", {}).get("history", "?"))))
+    return found
 
 
 def load_matching(store: Store, folder: Path, dataset: str, entity: str, keys: set[str]) -> int:

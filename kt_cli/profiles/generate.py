@@ -56,7 +56,15 @@ class ProfileJob:
     @property
     def set_name(self) -> str:
         suffix = "" if self.template.shipped else f"-{self.template.digest[:8]}"
-        return self.name or f"{self.entity}-{self.model_id}{suffix}{self.rules.name_suffix}"
+        history = self.rules.name_suffix if self.template.reads_ratings else ""
+        return self.name or f"{self.entity}-{self.model_id}{suffix}{history}"
+
+    @property
+    def rules_record(self) -> dict[str, object]:
+        """The history rule as stored with the set: none for prompts that show no ratings."""
+        if self.template.reads_ratings:
+            return self.rules.as_dict()
+        return {"history": "none (the prompt shows no ratings)"}
 
 
 @dataclass
@@ -86,20 +94,27 @@ def request_key(model_id: str, sampling: Sampling, messages: Messages) -> str:
 def build_requests(store: Store, job: ProfileJob) -> list[ProfileRequest]:
     """One rendered prompt per user (or item) of the dataset, in id order, cut to ``job.limit``."""
     ensure_dataset(store, job.dataset)
-    inter = shown_interactions(store, job.dataset, job.rules.split)
     items = store.item_fields(job.dataset)
-    max_rating = float(inter["rating"].max()) if len(inter) else 5.0
+    everything = store.interactions(job.dataset)
+    max_rating = float(everything["rating"].max()) if len(everything) else 5.0  # the scale, not a statistic
+    if job.template.reads_ratings:
+        inter = shown_interactions(store, job.dataset, job.rules.split)
+    else:  # a factual item prompt: every item, whatever its ratings or split
+        inter = everything.iloc[:0]
     column = "user_id" if job.entity == "user" else "item_id"
     groups = dict(tuple(inter.groupby(column, sort=False)))
-    ids = sorted(groups, key=lambda i: (len(i), i))  # numeric-looking ids in numeric order
+    known = groups.keys() if job.entity == "user" else set(items) | store.entity_ids(job.dataset, "item")
+    ids = sorted(known, key=lambda i: (len(i), i))  # numeric-looking ids in numeric order
     if job.limit is not None:
         ids = ids[: job.limit]
+    no_ratings = inter["rating"].iloc[:0]
     requests = []
     for entity_id in ids:
         if job.entity == "user":
             values = user_values(groups[entity_id], items, job.rules, max_rating, job.dataset)
         else:
-            values = item_values(items.get(entity_id, {}), groups[entity_id]["rating"], max_rating, job.dataset)
+            ratings = groups[entity_id]["rating"] if entity_id in groups else no_ratings
+            values = item_values(items.get(entity_id, {}), ratings, max_rating, job.dataset)
         messages = job.template.render(values)
         requests.append(ProfileRequest(entity_id, messages, prompt_hash(messages),
                                        request_key(job.model_id, job.sampling, messages)))
@@ -197,7 +212,7 @@ def generate_profiles(store: Store, job: ProfileJob, open_backend: Callable[[], 
     )
     total = len(store.entity_ids(job.dataset, job.entity))
     report.set = ProfileSetRow(job.dataset, job.set_name, job.entity, job.template.name, job.template.digest,
-                               job.rules.as_dict(), job.backend, job.model_id, job.sampling.as_dict(),
+                               job.rules_record, job.backend, job.model_id, job.sampling.as_dict(),
                                len(entries), total - len(entries), _now())
     store.save_profile_set(report.set, entries)
     return report

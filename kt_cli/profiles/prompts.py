@@ -39,6 +39,8 @@ USER_PLACEHOLDERS = ("liked", "disliked", "n_rated", "n_liked", "n_disliked", "n
 ITEM_PLACEHOLDERS = ("title", "year", "genres", "brand", "fields", "n_ratings", "mean_rating", "max_rating",
                      "dataset")
 PLACEHOLDERS = {"user": USER_PLACEHOLDERS, "item": ITEM_PLACEHOLDERS}
+# Item placeholders computed from ratings: only a template that uses one depends on a split.
+ITEM_STATISTICS = ("n_ratings", "mean_rating")
 
 Messages = list[dict[str, str]]
 
@@ -71,6 +73,16 @@ class Template:
     @property
     def digest(self) -> str:
         return hashlib.sha256(f"{self.system}\0{self.user}".encode()).hexdigest()[:16]
+
+    @property
+    def placeholders(self) -> set[str]:
+        return {f for part in (self.system, self.user) for _, f, _, _ in string.Formatter().parse(part) if f}
+
+    @property
+    def reads_ratings(self) -> bool:
+        """Whether the rendered prompt depends on ratings (and so on the split that chooses them): always
+        for user prompts, for item prompts only when they use rating statistics."""
+        return self.entity == "user" or bool(self.placeholders & set(ITEM_STATISTICS))
 
     def render(self, values: dict[str, object]) -> Messages:
         messages = [{"role": "user", "content": self.user.format(**values).strip()}]
@@ -144,7 +156,7 @@ class HistoryRules:
     def scope(self) -> str:
         if self.split is None:
             return "all ratings"
-        return f"training part of split {self.split.label} seed {self.split.seed}"
+        return f"training part of split {self.split.label}"
 
     @property
     def name_suffix(self) -> str:
@@ -154,7 +166,7 @@ class HistoryRules:
             return "-allhistory"
         if self.split == SplitSpec():
             return ""
-        return f"-train-{self.split.label.replace('/', '-')}-s{self.split.seed}"
+        return "-train-" + self.split.label.replace("/", "-").replace(" seed ", "-s").replace(" ", "-")
 
 
 def item_line(fields: dict[str, str], rating: float | None = None) -> str:
@@ -208,7 +220,8 @@ def user_values(history: pd.DataFrame, items: dict[str, dict[str, str]], rules: 
 
 
 def item_values(fields: dict[str, str], ratings: pd.Series, max_rating: float, dataset: str) -> dict[str, object]:
-    """Placeholder values for one item; ``ratings`` are all its ratings."""
+    """Placeholder values for one item; ``ratings`` are the ratings a prompt may count (the training part of
+    the split), empty when the template uses no rating statistics."""
     details = "; ".join(f"{k}: {v}" for k, v in fields.items() if v)
     return {"title": first_field(fields, TITLE_FIELDS) or "untitled", "year": year(fields) or "year unknown",
             "genres": ", ".join(genres(fields)) or "unknown", "brand": first_field(fields, BRAND_FIELDS) or

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pandas as pd
 
@@ -82,17 +83,27 @@ class DataTables(StoreCore):
             self._one("SELECT count(*) FROM splits WHERE split_id = ?", [split_id])[0]
         )
 
-    def save_split(
-        self, split_id: str, dataset: str, ratios: str, seed: int, rows: pd.DataFrame
-    ) -> None:
-        """Store a split: ``rows`` has user_id, item_id, part (0 train, 1 valid, 2 test)."""
+    def save_split(self, split_id: str, dataset: str, label: str, seed: int, method: dict[str, Any],
+                   rows: pd.DataFrame) -> None:
+        """Store a split: ``rows`` has user_id, item_id, part (0 train, 1 valid, 2 test); ``label`` is its
+        human-readable name and ``method`` how it was made (order, ratios, seed, how ties were broken)."""
         with self.transaction():
             self._con.execute("DELETE FROM split_rows WHERE split_id = ?", [split_id])
             self._con.execute("DELETE FROM splits WHERE split_id = ?", [split_id])
             self._con.execute(
-                "INSERT INTO splits VALUES (?, ?, ?, ?, ?)", [split_id, dataset, ratios, seed, _now()]
+                "INSERT INTO splits (split_id, dataset, ratios, seed, created_at, method) VALUES (?, ?, ?, ?, ?, ?)",
+                [split_id, dataset, label, seed, _now(), json.dumps(method, sort_keys=True)],
             )
             self._insert_frame("split_rows", rows.assign(split_id=split_id))
+
+    def split_label(self, split_id: str) -> str:
+        """The split's readable name (``time 0.7/0.1/0.2``); splits stored before kt recorded the method
+        were per-user random ones and read ``random 0.7/0.1/0.2 seed 42``."""
+        row = self._one("SELECT ratios, seed, method FROM splits WHERE split_id = ?", [split_id])
+        if row is None:
+            return split_id
+        label, seed, method = row
+        return label if method is not None else f"random {label} seed {seed}"
 
     def split_rows(self, split_id: str) -> pd.DataFrame:
         return self._con.execute(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_STORE = Path("kt.duckdb")
 
 # Never edit a released migration; add the next number.
@@ -53,5 +53,7 @@ MIGRATIONS: dict[int, str] = {
     CREATE TABLE text_embeddings (encoder VARCHAR, text_hash VARCHAR, vector FLOAT[],
         PRIMARY KEY (encoder, text_hash));
     """,
+    3: """
+    ALTER TABLE splits ADD COLUMN method JSON;
+    """,
 }
-

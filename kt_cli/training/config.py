@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kt_cli.datasets.splits import SplitSpec
+from kt_cli.datasets.splits import SplitSpec, parse_split
 from kt_cli.errors import UsageError
 from kt_cli.training.models import get_model_spec
 
@@ -43,7 +43,8 @@ class TrainConfig:
     finetune_epochs: int = 100
     patience: int = 10
     valid_metric: str = "ndcg@10"
-    split_ratios: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    split: str = "0.7,0.1,0.2"  # ratios, or "loo"
+    split_order: str = "time"
     split_seed: int = 42
     seed: int = 42
     device: str = "cpu"
@@ -77,23 +78,24 @@ class TrainConfig:
                 f"RecBole setting(s) {', '.join(reserved)} are managed by kt; use kt's own options "
                 "(--seed, --distill-epochs/--finetune-epochs, --split, --device) instead."
             )
-        SplitSpec(self.split_ratios, self.split_seed)  # validates the ratios
+        self.split_spec  # validates the split options
 
     @property
-    def split(self) -> SplitSpec:
-        return SplitSpec(self.split_ratios, self.split_seed)
+    def split_spec(self) -> SplitSpec:
+        return parse_split(self.split, self.split_order, self.split_seed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
+        unknown = set(data) - set(cls.__dataclass_fields__) - {"split_ratios"}
         if unknown:
             raise UsageError(f"Unknown training setting(s): {', '.join(sorted(unknown))}.")
         data = dict(data)
-        if "split_ratios" in data:
-            data["split_ratios"] = tuple(data["split_ratios"])
+        if "split_ratios" in data:  # runs stored before time-ordered splits: per-user random ones
+            data["split"] = ",".join(f"{r:g}" for r in data.pop("split_ratios"))
+            data.setdefault("split_order", "random")
         return cls(**data)
 
     def digest(self) -> str:

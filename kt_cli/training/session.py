@@ -48,7 +48,7 @@ class RunInputs:
 
 def read_inputs(store: Store, config: TrainConfig, *, with_knowledge: bool = True) -> RunInputs:
     """Dataset, split (made on first use) and, for training, knowledge vectors for ``config``."""
-    sid = ensure_split(store, config.dataset, config.split)
+    sid = ensure_split(store, config.dataset, config.split_spec)
     data_path = export_for_recbole(store, sid)
     knowledge = None
     if config.knowledge is not None and with_knowledge:
@@ -101,7 +101,8 @@ class Session:
         return dict(zip(ids.tolist(), counts.tolist()))
 
     def item_popularity(self) -> np.ndarray:
-        return np.bincount(self._items[self._parts == 0], minlength=self.parts.num("item"))
+        """Interactions per internal item id over the whole split, as RecBole's ``pop`` sampler counts."""
+        return np.bincount(self._items, minlength=self.parts.num("item"))
 
     def evaluate(self, truth: Truth, ks: Sequence[int], *, mode: str = "full", seed: int = 0
                  ) -> dict[tuple[str, int], np.ndarray]:
