@@ -5,9 +5,10 @@ seed: by ``kt eval --mode uniN/popN`` (kt_cli.evaluation.ranking) and by RecBole
 ``Trainer.evaluate`` over its ``NegSampleEvalDataLoader`` built on the very files kt exported for the
 run. The two samplers draw different random numbers, so that check is statistical: over 5 seeds each, the
 difference of the means must lie within sampling noise (Welch's t-test; the table gives mean and std).
-Two exact checks separate the sampler from the metric code: kt's metric code scoring RecBole's own
-candidates of one pass must give RecBole's numbers, and the mean number of distinct candidates per user
-must agree. Full ranking is shown too (it must be identical). Writes docs/sampled_metrics.md.
+Exact checks separate the sampler from the metric code: kt's metric code scoring RecBole's own
+candidates of one pass must give RecBole's numbers; over 20 passes of each sampler, no sampler may draw an
+item the other forbids for that user, and the mean number of distinct negatives per user and the
+per-item draw counts must agree (chi-square test). Full ranking is shown too (it must be identical). Writes docs/sampled_metrics.md.
 
 Usage: python bench/sampled_metrics.py [--seeds 5] [--epochs 30]
 """
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -34,7 +34,7 @@ from kt_cli.store import Store  # noqa: E402
 from kt_cli.training import recbole_adapter  # noqa: E402
 from kt_cli.training.config import TrainConfig  # noqa: E402
 from kt_cli.training.session import Session, read_inputs  # noqa: E402
-from kt_cli.training.trainer import run_dir, train  # noqa: E402
+from kt_cli.training.trainer import train  # noqa: E402
 
 import torch  # noqa: E402  (after kt_cli: its compat shims must load before RecBole)
 from recbole.config import Config  # noqa: E402
@@ -50,7 +50,7 @@ def _recbole_test_data(store_path: Path, config: TrainConfig, run: str, mode: st
     """RecBole's config and test dataloader (its sampler) on the files kt exported, and the run's folder."""
     with Store.open(store_path) as store:
         inputs = read_inputs(store, config, with_knowledge=False)
-        folder = run_dir(store, run)
+        folder = store.run_folder(run)
     settings = recbole_adapter.recbole_config_dict(inputs.data_path, folder, seed=seed, device="cpu",
                                                    overrides={})
     settings.update({"eval_args": {"group_by": "user", "order": "RO", "mode": mode},
@@ -121,6 +121,39 @@ def same_candidates(store_path: Path, config: TrainConfig, run: str, mode: str) 
     return out
 
 
+def draw_law(store_path: Path, config: TrainConfig, run: str, passes: int = 20) -> dict[str, float]:
+    """Both samplers' uni100 draws over ``passes`` passes: forbidden items drawn, mean distinct negatives per
+    user, and a chi-square test of the per-item totals (kt's sampler vs RecBole's)."""
+    from scipy.stats import chi2_contingency
+
+    _, test_data, inputs, folder = _recbole_test_data(store_path, config, run, "uni100", 0)
+    session = Session(config, inputs, folder)
+    truth, n_items = session.truth(2), session.parts.num("item")
+    row = {int(u): i for i, u in enumerate(truth.users)}
+    forbidden = np.zeros((len(truth.users), n_items), dtype=bool)
+    forbidden[:, 0] = True
+    for index, used in enumerate(truth.used):
+        forbidden[index, used] = True
+    positive = np.zeros_like(forbidden)
+    for index, items in enumerate(truth.positives):
+        positive[index, items] = True
+    ours, theirs = np.zeros(forbidden.shape), np.zeros(forbidden.shape)
+    for seed in range(passes):
+        ours += ranking._sample_negatives(truth, 0, len(truth.users), 100, "uni", n_items, None,
+                                          np.random.default_rng(seed)).numpy()
+        drawn = np.zeros_like(forbidden)
+        with recbole_adapter.recbole_isolation():
+            for interaction, *_ in test_data:
+                drawn[[row[u] for u in interaction["user_id"].tolist()], interaction["item_id"].numpy()] = True
+        theirs += drawn & ~positive
+    totals = np.vstack([ours.sum(0)[1:], theirs.sum(0)[1:]]) + 1
+    return {"forbidden items drawn, kt": float((ours[forbidden] > 0).sum()),
+            "forbidden items drawn, RecBole": float((theirs[forbidden] > 0).sum()),
+            "distinct negatives per user, kt": float(ours.sum(1).mean() / passes),
+            "distinct negatives per user, RecBole": float(theirs.sum(1).mean() / passes),
+            "chi-square p, per-item draw counts": float(chi2_contingency(totals)[1])}
+
+
 def tuple_key(metric: str) -> tuple[str, int]:
     name, k = metric.split("@")
     return name, int(k)
@@ -147,6 +180,8 @@ def main() -> None:
         with Store.open(store) as db:
             split = db.split_label(db.run("bpr").split_id)
         exact = {mode: same_candidates(store, config, "bpr", mode) for mode in ("uni100", "pop100")}
+        law = draw_law(store, config, "bpr")
+        print(law, flush=True)
         for mode, checks in exact.items():
             for what, (ours, theirs) in checks.items():
                 print(f"{mode:7} same candidates, {what}: kt {ours:.5f}  RecBole {theirs:.5f}", flush=True)
@@ -191,6 +226,8 @@ def main() -> None:
         for what, (ours, theirs) in checks.items():
             lines.append(f"| {mode} | {what if what.startswith('distinct') else 'same candidates, ' + what} | "
                          f"{ours:.5f} | {theirs:.5f} |")
+    lines += ["", "The draw law itself, uni100, 20 passes of each sampler (seeds 0-19):", "",
+              "| what | value |", "|---|---|"] + [f"| {what} | {value:.4g} |" for what, value in law.items()]
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")
 

@@ -212,7 +212,12 @@ def test_register_missing_folder(tmp_path: Path) -> None:
 
 def test_register_folder_without_inter_file(tmp_path: Path) -> None:
     assert_fails(register_mini(tmp_path, {"README.txt": "not data\n"}), 1,
-                 "exactly one interactions file", "found no .inter file")
+                 "must hold the interactions file mini.inter", "found no .inter file")
+
+
+def test_register_refuses_files_named_after_another_dataset(tmp_path: Path) -> None:
+    assert_fails(register_mini(tmp_path, {"good.inter": INTER_HEADER + "".join(INTER_LINES)}), 1,
+                 "holds good.inter, not mini.inter", "kt data register good --path")
 
 
 def test_register_header_without_item_id(tmp_path: Path) -> None:

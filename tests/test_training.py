@@ -14,7 +14,7 @@ from kt_cli.training import trainer as trainer_module
 from kt_cli.training.config import TrainConfig
 from kt_cli.training.session import Session, read_inputs
 from kt_cli.training.transfer import KnowledgeTargets, align_rows
-from kt_cli.training.trainer import run_dir, train
+from kt_cli.training.trainer import train
 
 FAST = {"distill_epochs": 2, "finetune_epochs": 2, "patience": 5}
 
@@ -169,8 +169,8 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch) -> No
     with Store.open(path) as store, Store.open(reference) as ref:
         resumed, whole = store.epochs("r"), ref.epochs("r")
         assert store.run("r").status == "finished"
-        weights = torch.load(run_dir(store, "r") / "model.pt", weights_only=True)["model"]
-        expected = torch.load(run_dir(ref, "r") / "model.pt", weights_only=True)["model"]
+        weights = torch.load(store.run_folder("r") / "model.pt", weights_only=True)["model"]
+        expected = torch.load(ref.run_folder("r") / "model.pt", weights_only=True)["model"]
     cols = ["phase", "epoch", "model_loss", "valid_metric"]
     assert resumed[cols].equals(whole[cols])
     assert all(torch.equal(weights[k], expected[k]) for k in expected)

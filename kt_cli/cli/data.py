@@ -20,8 +20,11 @@ Replace = Annotated[bool, typer.Option(help="Overwrite a different dataset regis
 
 def list_datasets(store: options.Store = options.DEFAULT_STORE, json: options.Json = False) -> None:
     """List built-in and registered datasets."""
-    with Store.open(store) as db:
-        rows = library_list(db)
+    if store.is_file():
+        with Store.open(store) as db:
+            rows = library_list(db)
+    else:  # reading must not create a store: the built-in datasets need none
+        rows = library_list(None)
     if json:
         return emit_json(rows)
     table(["name", "source", "users", "items", "interactions", "filters", "description"],

@@ -82,10 +82,8 @@ def _embed_texts(profiles: Optional[str], rules: HistoryRules, name: Optional[st
     model = make_encoder(encoder, base_url=base_url, threads=threads,
                          api_key=os.environ.get("KT_API_KEY") or os.environ.get("OPENAI_API_KEY"))
     with Store.open(store) as db, progress_bar("embed", disable=json) as bar:
-        task = bar.add_task("embed", total=None)
-        advance = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
-        report = (embed_profiles(db, dataset, profiles, model, name=name, progress=advance) if profiles else
-                  embed_history(db, dataset, model, rules, name=name, progress=advance))
+        report = (embed_profiles(db, dataset, profiles, model, name=name, progress=bar.update) if profiles else
+                  embed_history(db, dataset, model, rules, name=name, progress=bar.update))
     row = report.set
     summary = {"set": row.name, "dataset": dataset, "entity": row.entity, "dim": row.dim, "vectors": row.n_vectors,
                "cached": report.cached, "encoded": report.encoded, "reused": report.reused,

@@ -1,12 +1,18 @@
 """``kt eval``: score runs on the held-out split; per-user values are stored for ``compare``."""
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
 from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note, table
+from kt_cli.errors import UsageError
+from kt_cli.evaluation.compare import ordered_labels
 from kt_cli.evaluation.settings import EvalSettings, parse_ks
+from kt_cli.store import Store
+
+EXPORTS = (".csv", ".parquet")
 
 
 def eval_runs(
@@ -16,6 +22,9 @@ def eval_runs(
     part: Annotated[str, typer.Option(help="test or valid.")] = "test",
     sparse_below: Annotated[int, typer.Option(help="Sparse slice: users with fewer training interactions.")] = 20,
     seed: options.Seed = 0,
+    per_user: Annotated[Optional[Path], typer.Option(
+        "--per-user", help="Also write every user's value (run, user_id, n_train, metric, k, value) to this "
+                           ".csv or .parquet file.")] = None,
     force: options.Force = False,
     threads: options.Threads = 1,
     store: options.Store = options.DEFAULT_STORE,
@@ -23,9 +32,13 @@ def eval_runs(
 ) -> None:
     """Evaluate runs: NDCG, Hit, Recall, MRR, Precision at each K, for all users and the sparse slice."""
     settings = EvalSettings(ks=parse_ks(k), mode=mode, part=part, sparse_below=sparse_below, seed=seed)
+    if per_user is not None and per_user.suffix not in EXPORTS:
+        raise UsageError(f"--per-user takes a file ending in {' or '.join(EXPORTS)}, not '{per_user}'.")
     from kt_cli.evaluation.evaluate import evaluate_run  # torch and RecBole: only when evaluating
 
     results = [evaluate_run(store, run, settings, threads=threads, force=force) for run in runs]
+    if per_user is not None:
+        _export(store, [r.eval_id for r in results], runs, per_user)
     if json:
         return emit_json([{"run": r.run, "cached": r.cached, "metrics": r.metrics.to_dict(orient="records")}
                           for r in results])
@@ -35,6 +48,23 @@ def eval_runs(
         pivot = wide.pivot(index="label", columns="slice", values="value")
         users = wide.groupby("slice")["n_users"].first()
         table(["metric"] + [f"{s} ({users[s]} users)" for s in slices],
-              [[label] + [pivot.loc[label, s] for s in slices] for label in pivot.index],
+              [[label] + [pivot.loc[label, s] for s in slices] for label in ordered_labels(pivot.index)],
               title=f"{result.run}: {part} split, {mode} ranking" + (" (stored)" if result.cached else ""))
     note("Compare runs with: kt compare " + " ".join(runs))
+
+
+def _export(store: Path, eval_ids: list[str], runs: list[str], path: Path) -> None:
+    """Every user's values of these evaluations in one long table, for analysis outside kt."""
+    import pandas as pd
+
+    with Store.open(store, create=False) as db:
+        frame = pd.concat([db.eval_users(e).assign(run=run) for e, run in zip(eval_ids, runs)], ignore_index=True)
+    frame = frame[["run", "user_id", "n_train", "metric", "k", "value"]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    if path.suffix == ".parquet":
+        frame.to_parquet(partial, index=False)
+    else:
+        frame.to_csv(partial, index=False)
+    partial.replace(path)
+    note(f"Wrote {len(frame)} per-user values of {len(runs)} run(s) to {path}.")

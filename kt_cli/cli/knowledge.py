@@ -17,7 +17,7 @@ def knowledge(
     json: options.Json = False,
 ) -> None:
     """List knowledge sets (entity, width, size, origin), or with --profiles the LLM profile sets."""
-    with Store.open(store) as db:
+    with Store.open(store, create=False) as db:
         sets = db.profile_sets(dataset) if profiles else db.knowledge_sets(dataset)
     if json:
         return emit_json([asdict(s) for s in sets])

@@ -12,7 +12,7 @@ from kt_cli.errors import UsageError
 from kt_cli.profiles import cache_files
 from kt_cli.profiles.backends import BackendSpec
 from kt_cli.profiles.generate import ProfileJob, generate_profiles
-from kt_cli.profiles.llm import Sampling
+from kt_cli.profiles.llm import DEFAULT_MAX_TOKENS, Sampling
 from kt_cli.profiles.models import DEFAULT_MODEL_CACHE
 from kt_cli.profiles.prompts import domain_for, load_template
 from kt_cli.store import Store
@@ -40,7 +40,9 @@ def profile(
     split_order: options.SplitOrder = "time",
     split_seed: options.SplitSeed = 42,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.0,
-    max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 128,
+    max_tokens: Annotated[Optional[int], typer.Option(
+        min=1, show_default="128 for users, 192 for items",
+        help="Longest answer, in tokens (item descriptions list more facts, so they get more room).")] = None,
     seed: options.Seed = 42,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Only the first N users/items (by id).")] = None,
     offline: Annotated[bool, typer.Option("--offline", help="Use stored and shipped answers only; never load "
@@ -75,12 +77,12 @@ def profile(
                      spec.model_id, spec.kind, options.history_rules(
                          history, split, split_order, split_seed, like_threshold=like_threshold,
                          dislike_threshold=dislike_threshold, token_budget=token_budget),
-                     Sampling(temperature, 1.0, max_tokens, seed), limit, no_cache, name)
+                     Sampling(temperature, 1.0, max_tokens or DEFAULT_MAX_TOKENS.get(entity, 128), seed), limit, no_cache,
+                     name)
     with Store.open(store) as db, progress_bar("profiles", disable=json) as bar:
-        task = bar.add_task("profiles", total=None)
         report = generate_profiles(db, job, spec.open, concurrency=concurrency, cache_dir=profiles_cache,
                                    offline=offline,
-                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+                                   progress=bar.update)
         exported = cache_files.export_set(db, dataset, report.set.name, export) if export else None
     summary = {"set": report.set.name, "dataset": dataset, "entity": entity, "model": job.model_id,
                "template": job.template.name, "profiles": report.set.n_profiles, "missing": report.set.n_missing,
@@ -94,12 +96,6 @@ def profile(
          f"{entity}s without one; {report.unanswered} not asked: --offline). Calls {report.called}, cache hits {summary['cache_hits']} (from files "
          f"{report.from_files}), failures {report.failed}, retries {report.retries}, tokens in "
          f"{report.tokens_in} / out {report.tokens_out}.")
-    if offline and report.set.n_profiles == 0:
-        shipped = cache_files.shipped_sets(profiles_cache, dataset, entity)
-        note("None of the cached answers matches these prompts (the template, the ratings shown, the split, the "
-             "model and the sampling are all part of an answer's key)." + (
-                 f" Profile files in {profiles_cache} for {dataset} {entity}s: " + "; ".join(
-                     f"{name} ({history})" for name, history in shipped) + "." if shipped else ""))
     for failure in report.failures[:5]:
         note(f"  failed: {failure}")
     if exported:

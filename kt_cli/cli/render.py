@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
 )
@@ -56,6 +57,10 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | No
             out.add_column(column, overflow="fold")
     for row in cells:
         out.add_row(*row)
+    # Piped or redirected, rich would squeeze the table into 80 columns and fold words ("fini shed"): give
+    # it the width it needs instead; a terminal keeps its own width.
+    if not stdout.is_terminal:  # print() caps a width at the console's: widen the console itself
+        stdout.width = max(Measurement.get(stdout, stdout.options.update(max_width=100_000), out).maximum, 80)
     stdout.print(out)
 
 
@@ -71,7 +76,30 @@ class RateColumn(ProgressColumn):
         return Text(f"{task.speed:.2f}/s" if task.speed else "")
 
 
-def progress_bar(label: str, *, disable: bool) -> Progress:
-    """Count, rate, elapsed time and ETA on stderr (off under --json): the one progress style of kt."""
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), RateColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=stderr, disable=disable)
+class ProgressBar:
+    """Count, rate, elapsed time and ETA on stderr (off under --json): the one progress style of kt.
+
+    It appears with the first report of progress, not when the command starts, so an input error raised
+    before any work (an unknown dataset or set) prints no empty bar or blank line ahead of its message."""
+
+    def __init__(self, label: str, *, disable: bool) -> None:
+        self._progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                                  TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, disable=disable)
+        self._task: int | None = None
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._progress.stop()
+
+    def update(self, done: int, total: int | None) -> None:
+        if self._task is None:
+            self._progress.start()
+            self._task = self._progress.add_task("", total=total)
+        self._progress.update(self._task, completed=done, total=total)
+
+
+def progress_bar(label: str, *, disable: bool) -> ProgressBar:
+    return ProgressBar(label, disable=disable)

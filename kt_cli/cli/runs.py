@@ -1,19 +1,68 @@
-"""``kt runs``: the runs in the store, with their status and headline numbers."""
+"""``kt runs``: the runs in the store, with their status and headline numbers; ``--delete`` removes runs."""
 
+import shutil
 from dataclasses import asdict
+from typing import Annotated, Optional
+
+import typer
 
 from kt_cli.cli import options
-from kt_cli.cli.render import emit_json, table
-from kt_cli.store import Store
+from kt_cli.cli.render import emit_json, note, table
+from kt_cli.errors import MissingInputError, UsageError
+from kt_cli.store import RunRow, Store
+from kt_cli.training import lease
 
 
-def runs(store: options.Store = options.DEFAULT_STORE, json: options.Json = False) -> None:
-    """List training runs: model, knowledge, status and best validation score."""
-    with Store.open(store) as db:
+def _epochs(row: RunRow) -> str:
+    """Epochs run per phase, e.g. ``34+21``."""
+    phases = row.summary.get("phases") or []
+    return "+".join(str(p.get("epochs", "?")) for p in phases) or "-"
+
+
+def runs(
+    delete: Annotated[Optional[list[str]], typer.Option(
+        "--delete", help="Delete this run with its evaluations, epoch log and weights (repeatable).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    store: options.Store = options.DEFAULT_STORE,
+    json: options.Json = False,
+) -> None:
+    """List training runs: model, knowledge, layer, epochs, status and best validation score."""
+    if delete:
+        return _delete(delete, yes, store, json)
+    with Store.open(store, create=False) as db:
         rows = db.runs()
     if json:
         return emit_json([asdict(r) for r in rows])
-    table(["name", "dataset", "model", "knowledge", "alpha", "seed", "status", "best valid", "created"],
-          [[r.name, r.dataset, r.model, r.knowledge or "-", r.config.get("alpha") if r.knowledge else "-",
-            r.seed, r.status, r.summary.get("best_valid"), r.created_at.strftime("%Y-%m-%d %H:%M")]
+    table(["name", "dataset", "model", "knowledge", "layer", "alpha", "seed", "epochs", "status", "best valid",
+           "created"],
+          [[r.name, r.dataset, r.model, r.knowledge or "-", r.summary.get("layer") or "-",
+            r.config.get("alpha") if r.knowledge else "-", r.seed, _epochs(r), r.status,
+            r.summary.get("best_valid"), r.created_at.strftime("%Y-%m-%d %H:%M")]
            for r in rows])
+
+
+def _delete(names: list[str], yes: bool, store, json: bool) -> None:
+    with Store.open(store, create=False) as db:
+        rows = []
+        for name in names:
+            row = db.run(name)
+            if row is None:
+                raise MissingInputError(f"There is no run named '{name}' to delete. Runs: "
+                                        f"{', '.join(db.run_names()) or 'none'}.", "kt runs")
+            holder = db.owner(name)
+            if row.status == "running" and lease.alive(holder):
+                raise UsageError(f"Run '{name}' is being trained right now by {lease.describe(holder)}; it "
+                                 "cannot be deleted until that process stops.")
+            rows.append(row)
+        if not yes:
+            listed = ", ".join(f"{r.name} ({r.status}, {len(db.evaluations(r.name))} evaluations)" for r in rows)
+            if not typer.confirm(f"Delete {listed} and their weights?", err=True):
+                raise UsageError("Nothing deleted. Pass --yes to delete without asking.")
+        folders = [db.run_folder(r.name) for r in rows]
+        for row in rows:
+            db.delete_run(row.name)
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    if json:
+        return emit_json({"deleted": names})
+    note(f"Deleted {len(names)} run(s): {', '.join(names)}.")

@@ -1,5 +1,6 @@
 """``kt train``: fit a RecBole model, with or without LLM knowledge transfer; ``--list-layers``."""
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,8 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note, stderr, table
 from kt_cli.errors import UsageError
-from kt_cli.training.config import TrainConfig
-from kt_cli.training.models import MODELS
+from kt_cli.store import Store
+from kt_cli.training.config import RESERVED_KEYS, TrainConfig, check_inputs, default_run_name
+from kt_cli.training.models import MODELS, get_model_spec
+from kt_cli.training.recbole_settings import known_settings
 
 
 def _overrides(config_file: Optional[Path], settings: list[str]) -> dict:
@@ -58,7 +61,14 @@ def train(
     set_: Annotated[list[str], typer.Option("--set", help="RecBole setting key=value (repeatable).")] = [],
     config: Annotated[Optional[Path], typer.Option("--config", help="YAML file of RecBole settings.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Run name [default: derived from the config].")] = None,
+    seeds: Annotated[Optional[str], typer.Option(
+        help="Train one run per seed, e.g. 1-5 or 1,3,7: runs NAME-s1, NAME-s2, ... (a rerun continues where it "
+             "stopped). Compare groups with kt compare 'NAME-s*' 'OTHER-s*'.")] = None,
+    allow_unknown_settings: Annotated[bool, typer.Option(
+        "--allow-unknown-settings", help="Pass --set/--config keys RecBole's property files do not list.")] = False,
     list_layers: Annotated[bool, typer.Option("--list-layers", help="Show hookable layers and shapes; no training.")] = False,
+    list_settings: Annotated[bool, typer.Option("--list-settings", help="Show the RecBole settings --set accepts "
+                                                "for this model, with defaults; no training.")] = False,
     force: options.Force = False,
     threads: options.Threads = 1,
     store: options.Store = options.DEFAULT_STORE,
@@ -72,17 +82,32 @@ def train(
         split=split, split_order=split_order, split_seed=split_seed, seed=seed, device=device,
         recbole=_overrides(config, set_),
     )
+    if list_settings:
+        return _show_settings(settings, json)
+    settings = settings.checked(allow_unknown_settings=allow_unknown_settings)
+    runs = [(name, settings)] if seeds is None else [
+        (f"{name or default_run_name(replace(settings, seed=0))}-s{s}", replace(settings, seed=s))
+        for s in parse_seeds(seeds)]
+    with Store.open(store) as db:  # names and inputs checked before torch and RecBole load
+        check_inputs(db, settings)
     if list_layers:
         return _show_layers(store, settings, json)
-    from kt_cli.training.trainer import train as library_train  # torch and RecBole: only when training
-    if json:
-        result = library_train(store, settings, name, threads=threads, force=force)
-        return emit_json({"run": result.name, "status": result.status, **result.summary})
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=stderr, transient=False) as progress:
+    from kt_cli.training.trainer import check_device, train as library_train  # torch and RecBole: only now
+
+    check_device(settings.device)
+    results = []
+    for run_name, run_settings in runs:
+        if json:
+            results.append(library_train(store, run_settings, run_name, threads=threads, force=force,
+                                         allow_unknown_settings=allow_unknown_settings))
+            continue
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=stderr, transient=False)
         tasks: dict[str, int] = {}
 
         def on_epoch(record) -> None:
+            if not tasks:  # shown from the first epoch on: an early error prints no empty bar
+                progress.start()
             total = distill_epochs if record.phase != "finetune" else finetune_epochs
             if record.phase not in tasks:
                 tasks[record.phase] = progress.add_task(record.phase, total=total)
@@ -91,10 +116,43 @@ def train(
                 f"{record.phase:8} loss {record.model_loss:.4f}{recon} valid {valid_metric} "
                 f"{record.valid_metric:.4f}{' *' if record.best else '  '}"))
 
-        result = library_train(store, settings, name, threads=threads, force=force, on_epoch=on_epoch)
-    verb = {"cached": "Already trained", "resumed": "Resumed and trained", "trained": "Trained"}[result.status]
-    note(f"{verb} run '{result.name}': best valid {valid_metric} {result.summary['best_valid']:.4f} "
-         f"in {result.summary['seconds']:.1f}s. Next: kt eval {result.name}")
+        try:
+            result = library_train(store, run_settings, run_name, threads=threads, force=force,
+                                   allow_unknown_settings=allow_unknown_settings, on_epoch=on_epoch)
+        finally:
+            if tasks:
+                progress.stop()
+        results.append(result)
+        verb = {"cached": "Already trained", "resumed": "Resumed and trained", "trained": "Trained"}[result.status]
+        note(f"{verb} run '{result.name}': best valid {valid_metric} {result.summary['best_valid']:.4f} "
+             f"in {result.summary['seconds']:.1f}s. Next: kt eval {result.name}")
+    if json:
+        documents = [{"run": r.name, "status": r.status, **r.summary} for r in results]
+        return emit_json(documents if seeds is not None else documents[0])
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``1-5`` -> [1, 2, 3, 4, 5]; ``1,3,7`` -> [1, 3, 7]; anything else is a usage error."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            first, dash, last = part.strip().partition("-")
+            seeds += list(range(int(first), int(last) + 1)) if dash else [int(first)]
+    except ValueError as e:
+        raise UsageError(f"--seeds takes a range like 1-5 or a list like 1,3,7, not '{text}'.") from e
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds needs distinct seeds, like 1-5 or 1,3,7, not '{text}'.")
+    return seeds
+
+
+def _show_settings(settings: TrainConfig, json: bool) -> None:
+    spec = get_model_spec(settings.model)
+    known = known_settings(spec.recbole_name)
+    visible = {k: v for k, v in sorted(known.items()) if k not in RESERVED_KEYS}
+    if json:
+        return emit_json({"model": settings.model, "settings": visible, "managed_by_kt": sorted(RESERVED_KEYS)})
+    table(["setting", "default"], [[k, "~" if v is None else str(v)] for k, v in visible.items()],
+          title=f"{spec.recbole_name}: RecBole settings for --set KEY=VALUE (kt manages {', '.join(sorted(RESERVED_KEYS))})")
 
 
 def _show_layers(store: Path, settings: TrainConfig, json: bool) -> None:

@@ -29,23 +29,26 @@ class AtomicData:
     users: pd.DataFrame  # user_id, fields (JSON text)
 
 
-def find_inter_file(folder: Path) -> Path:
-    """``folder/<folder name>.inter``, or the only ``*.inter`` in the folder."""
+def find_inter_file(folder: Path, name: str) -> Path:
+    """``folder/<name>.inter``: the dataset's name names its files, as in RecBole."""
     if not folder.is_dir():
         raise DataFormatError(
             f"Dataset folder {folder} does not exist. Expected a folder of RecBole atomic files: "
-            f"NAME.inter (columns {INTER_COLUMNS}), optionally NAME.item and NAME.user."
+            f"{name}.inter (columns {INTER_COLUMNS}), optionally {name}.item and {name}.user."
         )
-    named = folder / f"{folder.name}.inter"
+    named = folder / f"{name}.inter"
     if named.is_file():
         return named
     candidates = sorted(folder.glob("*.inter"))
     if len(candidates) == 1:
-        return candidates[0]
+        other = candidates[0].stem
+        raise DataFormatError(
+            f"{folder} holds {candidates[0].name}, not {name}.inter: a dataset's files are named after it, as in "
+            f"RecBole. Register it under its own name (kt data register {other} --path {folder}), or rename "
+            f"its files to {name}.inter, {name}.item and {name}.user.")
     found = ", ".join(p.name for p in candidates) or "no .inter file"
     raise DataFormatError(
-        f"{folder} must hold exactly one interactions file NAME.inter (columns {INTER_COLUMNS}); "
-        f"found {found}."
+        f"{folder} must hold the interactions file {name}.inter (columns {INTER_COLUMNS}); found {found}."
     )
 
 
@@ -104,9 +107,9 @@ def _fields(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
     }).drop_duplicates(id_column)
 
 
-def read_atomic(folder: Path) -> AtomicData:
-    """Read and validate a folder of atomic files."""
-    inter_path = find_inter_file(folder)
+def read_atomic(folder: Path, name: str) -> AtomicData:
+    """Read and validate the atomic files of dataset ``name`` in ``folder``."""
+    inter_path = find_inter_file(folder, name)
     inter = _read_table(inter_path)
     missing = [c for c in ("user_id", "item_id") if c not in inter.columns]
     if missing:

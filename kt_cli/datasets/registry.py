@@ -68,7 +68,7 @@ def register_dataset(
     Registering the same content with the same filters again is a no-op; different content under
     an existing name needs ``replace`` because it drops the old splits, vectors and evaluations' basis.
     """
-    data = read_atomic(folder)
+    data = read_atomic(folder, name)
     interactions = data.interactions.drop_duplicates(["user_id", "item_id"], keep="last")
     interactions = filters.apply(interactions)
     if len(interactions) == 0:
@@ -109,9 +109,9 @@ def ensure_dataset(store: Store, name: str) -> DatasetRow:
     )
 
 
-def list_datasets(store: Store) -> list[dict[str, object]]:
-    """Built-in and registered datasets, one dict each, for display."""
-    registered = {d.name: d for d in store.datasets()}
+def list_datasets(store: Store | None) -> list[dict[str, object]]:
+    """Built-in and registered datasets, one dict each, for display (built-ins only without a store)."""
+    registered = {d.name: d for d in store.datasets()} if store is not None else {}
     rows: list[dict[str, object]] = []
     for name in sorted(set(BUILTINS) | set(registered)):
         d = registered.get(name)

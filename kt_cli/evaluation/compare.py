@@ -1,37 +1,51 @@
-"""``kt compare``: metrics of several runs side by side, with paired significance tests over users.
+"""``kt compare``: metrics of several runs (or groups of runs over seeds) side by side, with significance.
 
 Every run is compared with the first one on the *same users*: runs on different datasets, splits or
-evaluation settings are refused, because a difference there says nothing about the models. The test
-is chosen by the caller and named in the output:
+evaluation settings are refused, because a difference there says nothing about the models. The per-user
+test is chosen by the caller and named in the output:
 
 - ``ttest``: paired t-test on per-user differences (scipy's ``ttest_rel``), two-sided;
 - ``bootstrap``: 10,000 resamples of users; two-sided p from the share of resampled mean differences
-  on either side of zero, and a 95% percentile interval.
+  on either side of zero, and a 95% percentile interval of the difference.
+
+A *group* is a glob pattern over run names (``'base-s*'``): the same configuration trained with several
+seeds. Its value is the mean over seeds (± their standard deviation); the per-user test then compares each
+user's metric averaged over the group's seeds, and a Welch t-test over the seed means sits beside it,
+because the per-user test sees user noise but not training noise (docs/results.md's A/A check shows
+what that misses).
+
+Many metrics tested at once inflate false positives, so p-values are adjusted across the metric rows for
+each compared run: Holm's step-down method by default (controls the family-wise error), ``bh``
+(Benjamini-Hochberg, the false discovery rate) or ``none``.
 """
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from kt_cli.errors import MissingInputError, UsageError
-from kt_cli.evaluation.settings import EvalSettings
-from kt_cli.store import Store
+from kt_cli.evaluation.settings import METRICS, EvalSettings
+from kt_cli.store import RunRow, Store
 
 TESTS = ("ttest", "bootstrap")
+CORRECTIONS = ("holm", "bh", "none")
 ALPHA = 0.05
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One run's value of one metric, against the first run."""
+    """One run's (or group's) value of one metric, against the first."""
 
     value: float
     delta_pct: float | None = None
-    p_value: float | None = None
-    ci95: tuple[float, float] | None = None
+    p_value: float | None = None  # per-user test, adjusted for the number of metrics
+    ci95: tuple[float, float] | None = None  # bootstrap interval of the per-user mean difference
+    std: float | None = None  # over seeds, for a group
+    p_seeds: float | None = None  # Welch t-test over seed means, adjusted like p_value (groups only)
 
     @property
     def significant(self) -> bool:
@@ -40,14 +54,21 @@ class Cell:
 
 @dataclass(frozen=True)
 class Comparison:
-    runs: list[str]
+    runs: list[str]  # one label per column: a run name, or a group's pattern
     dataset: str
     split_id: str
+    split: str  # the split's readable label, e.g. "time 0.7/0.1/0.2"
     settings: dict
     slice: str
     n_users: int
     test: str
-    rows: dict[str, list[Cell]] = field(default_factory=dict)  # "ndcg@10" -> one cell per run
+    correction: str = "holm"
+    members: dict[str, list[str]] = field(default_factory=dict)  # label -> the runs it averages
+    rows: dict[str, list[Cell]] = field(default_factory=dict)  # "ndcg@10" -> one cell per column
+
+    @property
+    def grouped(self) -> bool:
+        return any(len(m) > 1 for m in self.members.values())
 
 
 def paired_test(base: np.ndarray, other: np.ndarray, test: str, seed: int = 0) -> tuple[float, tuple[float, float] | None]:
@@ -65,69 +86,156 @@ def paired_test(base: np.ndarray, other: np.ndarray, test: str, seed: int = 0) -
     return float(min(p, 1.0)), (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
 
 
+def adjust(p_values: list[float | None], method: str) -> list[float | None]:
+    """Holm or Benjamini-Hochberg adjusted p-values (None entries are skipped), capped at 1."""
+    if method not in CORRECTIONS:
+        raise UsageError(f"--correct must be one of {', '.join(CORRECTIONS)}, not '{method}'.")
+    present = [i for i, p in enumerate(p_values) if p is not None]
+    if method == "none" or not present:
+        return list(p_values)
+    values = np.array([p_values[i] for i in present], dtype=float)
+    m = len(values)
+    order = np.argsort(values)
+    ranked = values[order]
+    if method == "holm":
+        adjusted = np.maximum.accumulate((m - np.arange(m)) * ranked)
+    else:
+        adjusted = np.minimum.accumulate((m / np.arange(1, m + 1) * ranked)[::-1])[::-1]
+    out = list(p_values)
+    for position, index in enumerate(order):
+        out[present[index]] = float(min(adjusted[position], 1.0))
+    return out
+
+
+def _expand(store: Store, names: list[str]) -> dict[str, list[RunRow]]:
+    """Each argument as a column: a run, or a glob pattern's matching runs (a group over seeds)."""
+    columns: dict[str, list[RunRow]] = {}
+    known = store.run_names()
+    for name in names:
+        if any(c in name for c in "*?["):
+            matched = sorted(fnmatch.filter(known, name))
+            if not matched:
+                raise MissingInputError(f"No run matches the pattern '{name}'. Runs: {', '.join(known) or 'none'}.",
+                                        f"kt train ... --seeds 1-5 --name {name.rstrip('*').rstrip('-s')}")
+        else:
+            matched = [name]
+        rows = []
+        for run_name in matched:
+            run = store.run(run_name)
+            if run is None:
+                raise MissingInputError(f"There is no run named '{run_name}'. Runs: {', '.join(known) or 'none'}.",
+                                        f"kt train ... --name {run_name}")
+            rows.append(run)
+        columns[name] = rows
+    return columns
+
+
+def _evaluation(store: Store, run: RunRow, settings: EvalSettings) -> str:
+    """The stored evaluation of ``run`` with these settings, or one with the same settings whose cut-offs
+    include the asked ones (an evaluation at 5,10,20 holds k 10)."""
+    key = settings.to_dict()
+    exact = store.evaluation_id(run.name, key)
+    if exact is not None:
+        return exact
+    for eval_id, stored in store.evaluations(run.name):
+        same = {k: v for k, v in stored.items() if k != "ks"} == {k: v for k, v in key.items() if k != "ks"}
+        if same and set(key["ks"]) <= set(stored.get("ks", [])):
+            return eval_id
+    ks = ",".join(map(str, key["ks"]))
+    raise MissingInputError(
+        f"Run '{run.name}' has no {settings.part} evaluation with mode {settings.mode} covering k {ks}.",
+        f"kt eval {run.name} --mode {settings.mode} --part {settings.part} --k {ks} "
+        f"--sparse-below {settings.sparse_below} --seed {settings.seed}",
+    )
+
+
+def _user_table(store: Store, eval_id: str, ks: tuple[int, ...], max_train: int | None) -> pd.DataFrame:
+    frame = store.eval_users(eval_id)
+    frame = frame[frame["k"].isin(ks)]
+    if max_train is not None:
+        frame = frame[frame["n_train"] < max_train]
+    frame = frame.assign(label=frame["metric"] + "@" + frame["k"].astype(str))
+    return frame.pivot(index="user_id", columns="label", values="value")
+
+
 def compare_runs(
     store: Store, names: list[str], settings: EvalSettings = EvalSettings(), *, test: str = "ttest",
-    max_train: int | None = None, metrics: list[str] | None = None,
+    max_train: int | None = None, metrics: list[str] | None = None, correct: str = "holm",
 ) -> Comparison:
-    """Compare runs evaluated with ``settings``; ``max_train`` keeps only users with fewer training
-    interactions (the sparse slice)."""
+    """Compare runs (or groups of runs, by glob pattern) evaluated with ``settings``; ``max_train`` keeps
+    only users with fewer training interactions (the sparse slice)."""
     if test not in TESTS:
         raise UsageError(f"--test must be one of {', '.join(TESTS)}, not '{test}'.")
+    if correct not in CORRECTIONS:
+        raise UsageError(f"--correct must be one of {', '.join(CORRECTIONS)}, not '{correct}'.")
     if len(names) < 1:
         raise UsageError("Name at least one run to compare (see kt runs).")
-    runs = []
-    for name in names:
-        run = store.run(name)
-        if run is None:
-            raise MissingInputError(f"There is no run named '{name}'. Runs: {', '.join(store.run_names()) or 'none'}.",
-                                    f"kt train ... --name {name}")
-        runs.append(run)
-    key = settings.to_dict()
-    eval_ids = []
-    first = runs[0]
-    for run in runs:
-        if (run.dataset, run.split_id) != (first.dataset, first.split_id):
-            raise UsageError(
-                f"Runs '{first.name}' and '{run.name}' were trained on different data "
-                f"({first.dataset} split {first.split_id} vs {run.dataset} split {run.split_id}); "
-                "their metrics cannot be compared user by user. Retrain with the same --dataset and --split."
-            )
-        eval_id = store.evaluation_id(run.name, key)
-        if eval_id is None:
-            raise MissingInputError(
-                f"Run '{run.name}' has no {settings.part} evaluation with mode {settings.mode} and "
-                f"k {','.join(map(str, key['ks']))}.",
-                f"kt eval {run.name} --mode {settings.mode} --part {settings.part} "
-                f"--k {','.join(map(str, key['ks']))} --sparse-below {settings.sparse_below} --seed {settings.seed}",
-            )
-        eval_ids.append(eval_id)
-    frames = [store.eval_users(eval_id) for eval_id in eval_ids]
+    unknown = sorted(set(metrics or []) - set(METRICS))
+    if unknown:
+        raise UsageError(f"Unknown metric(s) {', '.join(unknown)} for --metrics. Valid metrics: {', '.join(METRICS)} "
+                         "(the cut-offs come from --k).")
+    columns = _expand(store, names)
+    first = next(iter(columns.values()))[0]
+    for runs in columns.values():
+        for run in runs:
+            if (run.dataset, run.split_id) != (first.dataset, first.split_id):
+                raise UsageError(
+                    f"Runs '{first.name}' and '{run.name}' were trained on different data ({first.dataset} split "
+                    f"{store.split_label(first.split_id)} vs {run.dataset} split {store.split_label(run.split_id)}); "
+                    "their metrics cannot be compared user by user. Retrain with the same --dataset and --split "
+                    "options.")
+    tables = {label: [_user_table(store, _evaluation(store, run, settings), settings.ks, max_train) for run in runs]
+              for label, runs in columns.items()}
     slice_name = "all" if max_train is None else f"n_train<{max_train}"
-    tables = []
-    for frame in frames:
-        if max_train is not None:
-            frame = frame[frame["n_train"] < max_train]
-        frame = frame.assign(label=frame["metric"] + "@" + frame["k"].astype(str))
-        tables.append(frame.pivot(index="user_id", columns="label", values="value"))
-    users = tables[0].index
-    for table in tables[1:]:
-        users = users.intersection(table.index)
-    if len(users) == 0:
+    users = None
+    for group in tables.values():
+        for table in group:
+            users = table.index if users is None else users.intersection(table.index)
+    if users is None or len(users) == 0:
         raise UsageError(f"No evaluated user falls in the slice {slice_name}; widen --max-train.")
-    labels = [c for c in _ordered(tables[0].columns) if metrics is None or c.split("@")[0] in metrics]
-    comparison = Comparison(names, first.dataset, first.split_id, key, slice_name, len(users), test)
+    reference = next(iter(tables.values()))[0]
+    labels = [c for c in ordered_labels(reference.columns) if metrics is None or c.split("@")[0] in metrics]
+    comparison = Comparison(list(columns), first.dataset, first.split_id, store.split_label(first.split_id),
+                            settings.to_dict(), slice_name,
+                            len(users), test, correct, {label: [r.name for r in runs] for label, runs in columns.items()})
+    raw: dict[str, list[Cell]] = {}
     for label in labels:
-        base = tables[0].loc[users, label].to_numpy()
-        cells = [Cell(float(base.mean()))]
-        for table in tables[1:]:
-            values = table.loc[users, label].to_numpy()
+        # per group: each user's value averaged over its runs, and each run's mean (a seed mean)
+        per_user = [np.mean([t.loc[users, label].to_numpy() for t in group], axis=0) for group in tables.values()]
+        seed_means = [[float(t.loc[users, label].mean()) for t in group] for group in tables.values()]
+        base, base_seeds = per_user[0], seed_means[0]
+        cells = [Cell(float(base.mean()), std=_std(base_seeds))]
+        for values, seeds in zip(per_user[1:], seed_means[1:]):
             p, ci = paired_test(base, values, test)
             delta = (values.mean() - base.mean()) / base.mean() * 100 if base.mean() else None
-            cells.append(Cell(float(values.mean()), delta, p, ci))
-        comparison.rows[label] = cells
+            cells.append(Cell(float(values.mean()), delta, p, ci, _std(seeds), _welch(base_seeds, seeds)))
+        raw[label] = cells
+    for column in range(1, len(columns)):  # the family: every metric row tested for this column
+        p_users = adjust([raw[label][column].p_value for label in labels], correct)
+        p_seeds = adjust([raw[label][column].p_seeds for label in labels], correct)
+        for label, p, ps in zip(labels, p_users, p_seeds):
+            cell = raw[label][column]
+            raw[label][column] = Cell(cell.value, cell.delta_pct, p, cell.ci95, cell.std, ps)
+    comparison.rows.update(raw)
     return comparison
 
 
-def _ordered(labels: pd.Index) -> list[str]:
+def _std(seed_means: list[float]) -> float | None:
+    return float(np.std(seed_means, ddof=1)) if len(seed_means) > 1 else None
+
+
+def _welch(first: list[float], second: list[float]) -> float | None:
+    """Welch's t-test over seed means; None unless both sides have two seeds or more."""
+    if len(first) < 2 or len(second) < 2:
+        return None
+    if np.allclose(first, second):
+        return 1.0
+    from scipy.stats import ttest_ind
+
+    return float(ttest_ind(second, first, equal_var=False).pvalue)
+
+
+def ordered_labels(labels: pd.Index) -> list[str]:
+    """Metric labels in a reading order: ndcg, recall, hit, mrr, precision, each by increasing k."""
     order = {"ndcg": 0, "recall": 1, "hit": 2, "mrr": 3, "precision": 4}
     return sorted(labels, key=lambda s: (order.get(s.split("@")[0], 9), int(s.split("@")[1])))

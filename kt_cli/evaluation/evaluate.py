@@ -22,7 +22,6 @@ from kt_cli.evaluation.settings import PARTS, EvalSettings
 from kt_cli.store import Store
 from kt_cli.training.config import TrainConfig
 from kt_cli.training.session import Session, read_inputs
-from kt_cli.training.trainer import run_dir
 
 @dataclass(frozen=True)
 class EvalResult:
@@ -41,10 +40,16 @@ def evaluate_run(store_path: Path, run: str, settings: EvalSettings = EvalSettin
                  threads: int = 1, force: bool = False) -> EvalResult:
     """Evaluate a finished run (or return the stored evaluation with the same settings)."""
     key = settings.to_dict()
-    with Store.open(store_path) as store:
+    with Store.open(store_path, create=False) as store:
         row = store.run(run)
         if row is None:
             raise MissingInputError(f"There is no run named '{run}' (see kt runs).", "kt train ... --name " + run)
+        if row.status == "failed":
+            raise MissingInputError(
+                f"Run '{run}' failed during training ({row.error}), so it has no weights to evaluate. Fix the "
+                "cause and train it again under the same name (a failed run is replaced).",
+                f"kt train ... --name {run}",
+            )
         if row.status != "finished":
             raise MissingInputError(
                 f"Run '{run}' has not finished training (status: {row.status}).",
@@ -61,7 +66,7 @@ def evaluate_run(store_path: Path, run: str, settings: EvalSettings = EvalSettin
                 f"{row.split_id} no longer exists), so its test users cannot be recovered. Retrain it "
                 "with kt train ... --force."
             )
-        folder = run_dir(store, run)
+        folder = store.run_folder(run)
     started = time.perf_counter()
     torch.set_num_threads(threads)
     session = Session(config, inputs, folder)

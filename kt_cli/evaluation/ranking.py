@@ -23,9 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kt_cli.evaluation.settings import parse_mode
-
-METRICS = ("ndcg", "hit", "recall", "mrr", "precision")
+from kt_cli.evaluation.settings import METRICS, parse_mode
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,17 @@ from dataclasses import asdict, dataclass
 from kt_cli.errors import UsageError
 
 _SAMPLED = re.compile(r"^(uni|pop)(\d+)$")
+METRICS = ("ndcg", "hit", "recall", "mrr", "precision")  # what kt's ranking evaluation computes per user
+
+
+def parse_metric(text: str, option: str = "--valid-metric") -> tuple[str, int]:
+    """``ndcg@10`` -> ("ndcg", 10); an unknown metric or a cut-off that is not a positive whole number is a
+    usage error listing the valid names."""
+    metric, _, k = text.strip().lower().partition("@")
+    if metric not in METRICS or not k.isdigit() or int(k) < 1:
+        raise UsageError(f"{option} must be METRIC@K with METRIC one of {', '.join(METRICS)} and K a positive "
+                         f"whole number (e.g. ndcg@10), not '{text}'.")
+    return metric, int(k)
 
 
 def parse_mode(mode: str) -> tuple[str, int]:

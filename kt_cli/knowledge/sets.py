@@ -69,6 +69,12 @@ def import_vectors(
         )
     vectors = data.vectors[is_known]
     kept = [str(i) for i in ids[is_known]]
+    if not kept:
+        raise InvalidVectorsError(
+            f"{path.name} has no usable vector: of its {len(data.ids) + data.problems.total} rows, "
+            f"{data.problems.total} are invalid and {unknown} have ids that are not {entity}s of {dataset} "
+            f"(examples: {', '.join(map(str, ids[:5])) or 'none'}). Nothing was stored. Check that the file "
+            "belongs to this dataset and --entity.")
     row = KnowledgeSetRow(dataset, name, entity, int(vectors.shape[1]), len(kept), "file", None,
                           params, None, _now())
     store.save_knowledge_set(row, kept, vectors)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from kt_cli.datasets.registry import ensure_dataset
 from kt_cli.datasets.splits import shown_interactions
-from kt_cli.errors import LLMError, LLMRequestError, ModelFileError, UsageError
+from kt_cli.errors import LLMError, LLMRequestError, MissingInputError, ModelFileError, UsageError
 from kt_cli.profiles import cache_files
 from kt_cli.profiles.llm import ChatBackend, Completion, Sampling
 from kt_cli.profiles.prompts import HistoryRules, Messages, Template, item_values, prompt_hash, user_values
@@ -210,6 +210,16 @@ def generate_profiles(store: Store, job: ProfileJob, open_backend: Callable[[], 
         [(r.entity_id, r.key, int(answered[r.key])) for r in requests if r.key in answered],
         columns=["entity_id", "response_key", "response_version"],
     )
+    if entries.empty:
+        shipped = cache_files.shipped_sets(cache_dir, job.dataset, job.entity) if cache_dir is not None else []
+        files = (f" Profile files in {cache_dir} for {job.dataset} {job.entity}s: " + "; ".join(
+            f"{name} ({history})" for name, history in shipped) + ".") if shipped else ""
+        why = ("none of the cached answers matches these prompts (the template, the ratings shown, the split, "
+               "the model and the sampling are all part of an answer's key)" if offline else
+               f"every request failed ({report.failed}; first: {report.failures[0] if report.failures else '-'})")
+        raise MissingInputError(
+            f"No {job.entity} profile for {job.dataset} was made, so no set was stored: {why}.{files}",
+            f"kt profile --dataset {job.dataset} --entity {job.entity} (without --offline, with an LLM)")
     total = len(store.entity_ids(job.dataset, job.entity))
     report.set = ProfileSetRow(job.dataset, job.set_name, job.entity, job.template.name, job.template.digest,
                                job.rules_record, job.backend, job.model_id, job.sampling.as_dict(),

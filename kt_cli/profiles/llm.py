@@ -28,6 +28,11 @@ from kt_cli.profiles.prompts import Messages
 RETRY_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
+# Longest answer by entity: an item description lists more facts (genre, era, people, plot, mood, acclaim)
+# than a taste profile, and at 128 tokens most were cut mid-sentence.
+DEFAULT_MAX_TOKENS = {"user": 128, "item": 192}
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Generation parameters; part of every cache key."""

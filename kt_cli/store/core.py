@@ -34,9 +34,16 @@ class StoreCore:
     # ------------------------------------------------------------------ lifecycle
     @classmethod
     @contextmanager
-    def open(cls: type[S], path: Path | str = DEFAULT_STORE, *, lock_timeout: float = 10.0) -> Iterator[S]:
-        """Open (creating and migrating if needed) the store at ``path``; always closes it."""
+    def open(cls: type[S], path: Path | str = DEFAULT_STORE, *, lock_timeout: float = 10.0,
+             create: bool = True) -> Iterator[S]:
+        """Open (migrating if needed) the store at ``path``; always closes it. ``create=False`` (commands that
+        only read) refuses a path with no store instead of creating an empty one and its folders."""
         path = Path(path)
+        if not create and not path.is_file():
+            raise StoreError(
+                f"There is no kt store at {path}. Commands that only read (kt runs, kt knowledge, kt compare, "
+                "kt eval, kt show) never create one: check --store or KT_STORE, or make the store with the first "
+                "kt profile, kt embed or kt train.")
         path.parent.mkdir(parents=True, exist_ok=True)
         con = cls._connect(path, lock_timeout)
         store = cls(path, con)

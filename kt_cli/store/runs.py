@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -28,6 +30,12 @@ class RunTables(StoreCore):
         names = self._con.execute("SELECT name FROM runs ORDER BY created_at, name").fetchall()
         return [self.run(n) for (n,) in names]  # type: ignore[misc]
 
+    def run_folder(self, name: str) -> Path:
+        """The run's files (checkpoint, weights, RecBole's scratch) in the store's artifacts folder."""
+        safe = hashlib.sha256(name.encode()).hexdigest()[:8]
+        readable = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+        return self.artifacts_dir / "runs" / f"{readable}-{safe}"
+
     def run_names(self) -> list[str]:
         return [n for (n,) in self._con.execute("SELECT name FROM runs ORDER BY name").fetchall()]
 
@@ -36,17 +44,28 @@ class RunTables(StoreCore):
         with self.transaction():
             self._con.execute("DELETE FROM runs WHERE name = ?", [row.name])
             self._con.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (name, dataset, split_id, model, knowledge, config, config_hash, seed, status, "
+                "created_at, finished_at, summary, versions, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [row.name, row.dataset, row.split_id, row.model, row.knowledge, json.dumps(row.config),
                  row.config_hash, row.seed, row.status, row.created_at, row.finished_at,
                  json.dumps(row.summary), json.dumps(row.versions), row.error],
             )
 
     def finish_run(self, name: str, status: str, summary: dict[str, Any], error: str | None = None) -> None:
+        """Record how a run ended and release its owner lease."""
         self._con.execute(
-            "UPDATE runs SET status = ?, summary = ?, error = ?, finished_at = ? WHERE name = ?",
+            "UPDATE runs SET status = ?, summary = ?, error = ?, finished_at = ?, owner = NULL WHERE name = ?",
             [status, json.dumps(summary), error, _now(), name],
         )
+
+    def set_owner(self, name: str, owner: dict[str, Any] | None) -> None:
+        """The process training the run (host, pid, last heartbeat), or None when nobody is."""
+        self._con.execute("UPDATE runs SET owner = ? WHERE name = ?",
+                          [json.dumps(owner) if owner is not None else None, name])
+
+    def owner(self, name: str) -> dict[str, Any] | None:
+        row = self._one("SELECT owner FROM runs WHERE name = ?", [name])
+        return _loads(row[0]) if row and row[0] is not None else None
 
     def delete_run(self, name: str) -> None:
         with self.transaction():
@@ -105,6 +124,12 @@ class RunTables(StoreCore):
             )
             self._insert_frame("eval_users", per_user.assign(eval_id=eval_id))
             self._insert_frame("eval_metrics", aggregates.assign(eval_id=eval_id))
+
+    def evaluations(self, run: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every stored evaluation of ``run``: (eval_id, settings), oldest first."""
+        rows = self._con.execute(
+            "SELECT eval_id, settings FROM evaluations WHERE run = ? ORDER BY created_at", [run]).fetchall()
+        return [(eval_id, _loads(settings)) for eval_id, settings in rows]
 
     def latest_evaluation(self, run: str) -> tuple[str, dict[str, Any]] | None:
         row = self._one(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DEFAULT_STORE = Path("kt.duckdb")
 
 # Never edit a released migration; add the next number.
@@ -55,5 +55,8 @@ MIGRATIONS: dict[int, str] = {
     """,
     3: """
     ALTER TABLE splits ADD COLUMN method JSON;
+    """,
+    4: """
+    ALTER TABLE runs ADD COLUMN owner JSON;
     """,
 }

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from kt_cli.datasets.splits import SplitSpec, parse_split
-from kt_cli.errors import UsageError
+from kt_cli.errors import MissingInputError, UsageError
+from kt_cli.evaluation.settings import parse_metric
 from kt_cli.training.models import get_model_spec
+from kt_cli.store import KnowledgeSetRow, Store
+from kt_cli.training.recbole_settings import check_settings
 
 PROJECTIONS = ("truncate", "linear")
 RECON_LOSSES = ("rmse", "cosine")
@@ -79,10 +83,20 @@ class TrainConfig:
                 "(--seed, --distill-epochs/--finetune-epochs, --split, --device) instead."
             )
         self.split_spec  # validates the split options
+        parse_metric(self.valid_metric)
+        if self.device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", self.device):
+            raise UsageError(f"--device must be cpu, cuda or cuda:N, not '{self.device}'.")
 
     @property
     def split_spec(self) -> SplitSpec:
         return parse_split(self.split, self.split_order, self.split_seed)
+
+    def checked(self, *, allow_unknown_settings: bool = False) -> TrainConfig:
+        """This config with its RecBole overrides checked against RecBole's known keys and typed like their
+        defaults (``1e-3`` becomes 0.001); unknown keys and wrong types are refused before any run exists."""
+        recbole = check_settings(get_model_spec(self.model).recbole_name, self.model, self.recbole,
+                                 allow_unknown=allow_unknown_settings)
+        return replace(self, recbole=recbole)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,3 +115,28 @@ class TrainConfig:
     def digest(self) -> str:
         """Stable hash of everything that affects results."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_run_name(config: TrainConfig) -> str:
+    return f"{config.model}-{'kt' if config.knowledge else 'base'}-{config.digest()[:6]}"
+
+
+def check_inputs(store: Store, config: TrainConfig) -> KnowledgeSetRow | None:
+    """The dataset exists (a built-in one is imported) and so does the knowledge set; returns the set.
+
+    Cheap (no torch, no RecBole), so a mistyped name is reported at once, before a run is created."""
+    from kt_cli.datasets.registry import ensure_dataset
+
+    ensure_dataset(store, config.dataset)
+    if config.knowledge is None:
+        return None
+    row = store.knowledge_set(config.dataset, config.knowledge)
+    if row is None:
+        names = [k.name for k in store.knowledge_sets(config.dataset)]
+        available = f" Sets for {config.dataset}: {', '.join(names)}." if names else ""
+        raise MissingInputError(
+            f"There is no knowledge set '{config.knowledge}' for dataset {config.dataset}.{available}",
+            f"kt embed --dataset {config.dataset} --from-file FILE --name {config.knowledge}  "
+            f"(or kt reduce --dataset {config.dataset} --from SET)",
+        )
+    return row

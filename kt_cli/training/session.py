@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from kt_cli.datasets.splits import ensure_split, export_for_recbole
-from kt_cli.errors import MissingInputError, TrainingError
+from kt_cli.errors import TrainingError
 from kt_cli.evaluation.ranking import Truth, build_truth, evaluate_users
 from kt_cli.store import Store
 from kt_cli.training import recbole_adapter
-from kt_cli.training.config import TrainConfig
+from kt_cli.training.config import TrainConfig, check_inputs
 from kt_cli.training.hooks import LayerCapture, LayerInfo, LayerRef, survey_layers
 from kt_cli.training.models import get_model_spec
 from kt_cli.training.transfer import KnowledgeTargets, Reconstruction, align_rows
@@ -52,15 +52,7 @@ def read_inputs(store: Store, config: TrainConfig, *, with_knowledge: bool = Tru
     data_path = export_for_recbole(store, sid)
     knowledge = None
     if config.knowledge is not None and with_knowledge:
-        row = store.knowledge_set(config.dataset, config.knowledge)
-        if row is None:
-            names = [k.name for k in store.knowledge_sets(config.dataset)]
-            available = f" Sets for {config.dataset}: {', '.join(names)}." if names else ""
-            raise MissingInputError(
-                f"There is no knowledge set '{config.knowledge}' for dataset {config.dataset}.{available}",
-                f"kt embed --dataset {config.dataset} --from-file FILE --name {config.knowledge}  "
-                f"(or kt reduce --dataset {config.dataset} --from SET)",
-            )
+        row = check_inputs(store, config)
         ids, vectors = store.knowledge_vectors(config.dataset, config.knowledge)
         knowledge = Knowledge(row.name, row.entity, ids, vectors)
     return RunInputs(sid, data_path, store.split_rows(sid), knowledge)

@@ -27,8 +27,10 @@ import torch
 
 from kt_cli import __version__
 from kt_cli.errors import Interrupted, UsageError
+from kt_cli.evaluation.settings import parse_metric
 from kt_cli.store import RunRow, Store, _now
-from kt_cli.training.config import TrainConfig
+from kt_cli.training import lease
+from kt_cli.training.config import TrainConfig, default_run_name
 from kt_cli.training.session import Session, read_inputs
 
 CHECKPOINT_SECONDS = 5.0
@@ -54,15 +56,6 @@ class TrainResult:
     name: str
     status: str  # "trained", "resumed" or "cached"
     summary: dict[str, Any]
-
-
-def run_dir(store: Store, name: str) -> Path:
-    safe = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return store.artifacts_dir / "runs" / f"{''.join(c if c.isalnum() or c in '-_' else '_' for c in name)}-{safe}"
-
-
-def default_run_name(config: TrainConfig) -> str:
-    return f"{config.model}-{'kt' if config.knowledge else 'base'}-{config.digest()[:6]}"
 
 
 def run_digest(store: Store, config: TrainConfig) -> str:
@@ -110,11 +103,17 @@ class _Checkpoint:
         os.replace(tmp, self.path)
 
 
-def _parse_valid_metric(text: str) -> tuple[str, int]:
-    metric, _, k = text.lower().partition("@")
-    if not k.isdigit():
-        raise UsageError(f"--valid-metric must look like ndcg@10, not '{text}'.")
-    return metric, int(k)
+def check_device(device: str) -> None:
+    """Refuse a CUDA device this machine does not have, instead of training on the CPU under its name."""
+    if device == "cpu":
+        return
+    index = int(device.partition(":")[2] or 0)
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {device} was asked for, but torch sees no CUDA device on this machine "
+                         f"(torch {torch.__version__}, a CPU build or no driver). Use --device cpu.")
+    if index >= torch.cuda.device_count():
+        raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                         f"numbered from 0. Use --device cuda:0.")
 
 
 def train(
@@ -124,33 +123,47 @@ def train(
     *,
     threads: int = 1,
     force: bool = False,
+    allow_unknown_settings: bool = False,
     on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> TrainResult:
-    """Train (or resume, or reuse) the run ``name`` for ``config``; returns its summary."""
+    """Train (or resume, or reuse) the run ``name`` for ``config``; returns its summary.
+
+    A run that failed or was interrupted may be retrained under its name with a different configuration
+    (it is replaced); a finished one needs ``force``. A run another live process is training is refused.
+    """
+    config = config.checked(allow_unknown_settings=allow_unknown_settings)
+    check_device(config.device)
     name = name or default_run_name(config)
     with Store.open(store_path) as store:
         digest = run_digest(store, config)
         existing = store.run(name)
-        if existing and not force:
+        holder = store.owner(name) if existing else None
+        if existing and existing.status == "running" and lease.alive(holder):
+            raise UsageError(f"Run '{name}' is being trained right now by {lease.describe(holder)}. Wait for "
+                             "it to finish (kt runs shows its status), or train under another --name.")
+        replace_run = force or (existing is not None and existing.config_hash != digest
+                                and existing.status in ("failed", "interrupted"))
+        if existing and not replace_run:
             if existing.config_hash != digest:
                 raise UsageError(
                     f"A run named '{name}' already exists with a different configuration "
-                    f"(model {existing.model}, knowledge {existing.knowledge or 'none'}). Choose another "
-                    "--name, or pass --force to retrain it."
+                    f"(model {existing.model}, knowledge {existing.knowledge or 'none'}, status {existing.status}). "
+                    "Choose another --name, or pass --force to retrain it."
                 )
             if existing.status == "finished":
                 return TrainResult(name, "cached", existing.summary)
-        folder = run_dir(store, name)
-        if force:
+        folder = store.run_folder(name)
+        inputs = read_inputs(store, config)
+        if existing and replace_run:
             store.delete_run(name)
             shutil.rmtree(folder, ignore_errors=True)
-        inputs = read_inputs(store, config)
         store.start_run(RunRow(
             name=name, dataset=config.dataset, split_id=inputs.split_id, model=config.model,
             knowledge=config.knowledge, config=config.to_dict(), config_hash=digest, seed=config.seed,
-            status="running", created_at=existing.created_at if existing else _now(), finished_at=None,
-            summary={}, versions=library_versions(), error=None,
+            status="running", created_at=existing.created_at if existing and not replace_run else _now(),
+            finished_at=None, summary={}, versions=library_versions(), error=None,
         ))
+        store.set_owner(name, lease.mine())
     folder.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads)
     try:
@@ -210,7 +223,7 @@ def _fit(
     started = time.perf_counter()
     session = Session(config, inputs, folder)
     session.attach_knowledge()
-    metric, k = _parse_valid_metric(config.valid_metric)
+    metric, k = parse_metric(config.valid_metric)
     valid_truth = session.truth(1)
     model = session.model
 
@@ -234,6 +247,7 @@ def _fit(
         checkpoint.save({**position, "log": log, "phase_results": phase_results})
         with Store.open(store_path) as store:
             store.replace_epochs(name, log)
+            store.set_owner(name, lease.mine())  # the heartbeat other processes read
 
     for phase_index, (phase, max_epochs) in enumerate(phases):
         if max_epochs == 0 or (state and phase_index < state["phase"]):

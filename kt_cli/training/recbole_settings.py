@@ -1,0 +1,119 @@
+"""RecBole's known settings and their types, read from its own property files without importing it.
+
+RecBole reads an unknown key as None and a wrong type fails deep inside training (``'<=' not supported
+between 'float' and 'str'``), after the run was created. kt checks every ``--set``/``--config`` key against
+the defaults RecBole ships (``properties/overall.yaml``, ``properties/dataset/sample.yaml`` and the model's
+``properties/model/<Model>.yaml``) and every value against the type of its default, before any run is
+created and before torch or RecBole are imported (reading three small YAML files takes milliseconds).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kt_cli.errors import UsageError
+
+# Keys RecBole's code reads without a default in its property files.
+EXTRA_KEYS = frozenset({"normalize_all", "normalize_field", "threshold", "numerical_features",
+                        "discretization", "alias_of_user_id", "alias_of_item_id", "alias_of_entity_id",
+                        "alias_of_relation_id", "preload_weight"})
+
+
+@functools.lru_cache(maxsize=1)
+def _properties() -> Path:
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError("RecBole is not installed; reinstall kt (pip install -e .).")
+    return Path(next(iter(spec.submodule_search_locations))) / "properties"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return data if isinstance(data, dict) else {}
+
+
+@functools.lru_cache(maxsize=None)
+def known_settings(recbole_model: str) -> dict[str, Any]:
+    """Every key RecBole knows for this model, with its default value (None where it has none)."""
+    root = _properties()
+    known: dict[str, Any] = {key: None for key in EXTRA_KEYS}
+    for path in (root / "overall.yaml", root / "dataset" / "sample.yaml", root / "model" / f"{recbole_model}.yaml"):
+        known.update(_load(path))
+    return known
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """``value`` as the type of ``default``; YAML reads 1e-3 as a string, so numeric strings are parsed."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        expected = "true or false"
+    elif isinstance(default, (int, float)):
+        candidate = value
+        if isinstance(value, str):
+            try:
+                candidate = float(value)
+            except ValueError:
+                candidate = value
+        if isinstance(candidate, (int, float)) and not isinstance(candidate, bool):
+            if isinstance(default, int) and not isinstance(default, bool):
+                if float(candidate).is_integer():
+                    return int(candidate)
+                expected = "a whole number"
+            else:
+                return float(candidate)
+        else:
+            expected = "a whole number" if isinstance(default, int) else "a number"
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        expected = "text"
+    elif isinstance(default, list):
+        if isinstance(value, list):
+            return value
+        expected = "a list such as [64, 64]"
+    elif isinstance(default, dict):
+        if isinstance(value, dict):
+            return value
+        expected = "a mapping such as {key: value}"
+    else:
+        return value
+    return _refuse(key, value, expected)
+
+
+def _refuse(key: str, value: Any, expected: str) -> None:
+    raise UsageError(f"RecBole setting {key}={value!r} has the wrong type: {key} takes {expected}. "
+                     f"Fix the value in --set {key}=... or the --config file.")
+
+
+def check_settings(recbole_model: str, model_key: str, settings: dict[str, Any], *,
+                   allow_unknown: bool = False) -> dict[str, Any]:
+    """The settings with values coerced to their defaults' types; unknown keys and wrong types refused."""
+    known = known_settings(recbole_model)
+    checked: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key not in known:
+            if allow_unknown:
+                checked[key] = value
+                continue
+            close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise UsageError(
+                f"RecBole setting '{key}' is not one RecBole knows for {recbole_model} (it would be read as "
+                f"None and ignored).{hint} Known keys are in RecBole's properties/overall.yaml and "
+                f"properties/model/{recbole_model}.yaml; `kt train --model {model_key} --list-settings` lists "
+                "them. Pass --allow-unknown-settings if your RecBole version reads it.")
+        checked[key] = _coerce(key, value, known[key])
+    return checked
