@@ -28,7 +28,7 @@ from kt_cli.store import Store
 runner = CliRunner()
 
 FAST = ["--model", "multvae", "--distill-epochs", "1", "--finetune-epochs", "1", "--threads", "1"]
-COMMANDS = ["data", "profile", "embed", "knowledge", "reduce", "train", "eval", "compare", "runs"]
+COMMANDS = ["data", "profile", "embed", "knowledge", "reduce", "train", "eval", "compare", "runs", "show"]
 DATA_COMMANDS = ["list", "register", "import-amazon"]
 INTER_HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
 INTER_LINES = [
@@ -188,6 +188,13 @@ def test_inject_layer_without_knowledge_is_a_usage_error(tmp_path: Path) -> None
 # --- 7: registering atomic files -------------------------------------------------------------------
 
 
+def _mini_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "mini-data"
+    folder.mkdir(exist_ok=True)
+    (folder / "mini.inter").write_text(INTER_HEADER + "".join(INTER_LINES))
+    return folder
+
+
 def register_mini(tmp_path: Path, files: dict[str, str], *extra: object) -> Result:
     """``kt data register mini`` on a folder holding ``files`` (name -> text), into tmp_path/kt.duckdb."""
     folder = tmp_path / "mini"
@@ -207,7 +214,7 @@ def test_register_truncated_inter_names_the_line(tmp_path: Path) -> None:
 
 def test_register_missing_folder(tmp_path: Path) -> None:
     assert_fails(kt("data", "register", "mini", "--path", tmp_path / "absent", "--store",
-                    tmp_path / "kt.duckdb"), 1, "does not exist", "NAME.inter")
+                    tmp_path / "kt.duckdb"), 1, "does not exist", "mini.inter")
 
 
 def test_register_folder_without_inter_file(tmp_path: Path) -> None:
@@ -236,7 +243,7 @@ def test_register_well_formed_copy_succeeds(tmp_path: Path) -> None:
 
 def test_locked_store_names_the_holder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = tmp_path / "kt.duckdb"
-    ok_json(kt("runs", "--store", store, "--json"))  # create it
+    ok_json(kt("data", "register", "mini", "--path", _mini_folder(tmp_path), "--store", store, "--json"))  # create it
     # Store.open waits lock_timeout=10 s for the lock and the CLI has no option to shorten it;
     # shorten it here so the test takes a second, not ten (the error path is the same).
     connect = Store._connect
@@ -265,6 +272,7 @@ def test_locked_store_names_the_holder(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_store_from_newer_kt_is_refused(tmp_path: Path) -> None:
     store = tmp_path / "kt.duckdb"
+    ok_json(kt("data", "register", "mini", "--path", _mini_folder(tmp_path), "--store", store, "--json"))
     assert ok_json(kt("runs", "--store", store, "--json")) == []
     with duckdb.connect(str(store)) as con:
         con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
@@ -472,13 +480,13 @@ def test_profile_errors(args: list[str], code: int, phrases: list[str], store_pa
     assert_fails(kt("profile", "--store", store_path, "--profiles-cache", tmp_path, *args), code, *phrases)
 
 
-def test_offline_profile_with_nothing_cached_reports_every_user_missing(store_path: Path, tmp_path: Path) -> None:
-    result = kt("profile", "--store", store_path, "--profiles-cache", tmp_path, "--offline", "--json",
-                "--export", tmp_path / "out.jsonl")
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert (report["calls"], report["profiles"], report["not_asked"], report["missing"]) == (0, 0, 943, 943)
-    assert json.loads((tmp_path / "out.jsonl").read_text().splitlines()[0])["format"] == "kt-profiles/1"
+def test_offline_profile_with_nothing_cached_is_an_error_and_stores_no_set(store_path: Path, tmp_path: Path) -> None:
+    assert_fails(kt("profile", "--store", store_path, "--profiles-cache", tmp_path, "--offline", "--json",
+                    "--export", tmp_path / "out.jsonl"), 1, "No user profile for ml-100k was made",
+                 "none of the cached answers matches")
+    assert not (tmp_path / "out.jsonl").exists()
+    with Store.open(store_path) as db:
+        assert db.profile_sets("ml-100k") == []
 
 
 def test_shipped_profiles_default_and_allhistory_sets(store_path: Path, tmp_path: Path) -> None:
@@ -493,11 +501,9 @@ def test_shipped_profiles_default_and_allhistory_sets(store_path: Path, tmp_path
     whole = ok_json(kt("profile", "--store", store_path, "--profiles-cache", DEFAULT_PROFILES_CACHE, "--offline",
                        "--history", "all", "--json"))
     assert (whole["set"], whole["profiles"], whole["calls"]) == ("user-qwen2.5-coder-1.5b-allhistory", 943, 0)
-    other = kt("profile", "--store", store_path, "--profiles-cache", DEFAULT_PROFILES_CACHE, "--offline",
-               "--split", "loo")
-    assert other.exit_code == 0, other.output
-    message = " ".join(other.stderr.split())
-    assert "0 user profiles" in message and "user-qwen2.5-coder-1.5b-allhistory (all ratings)" in message
+    message = assert_fails(kt("profile", "--store", store_path, "--profiles-cache", DEFAULT_PROFILES_CACHE,
+                              "--offline", "--split", "loo"), 1, "No user profile for ml-100k was made")
+    assert "user-qwen2.5-coder-1.5b-allhistory (all ratings)" in message
 
 
 def test_profile_against_a_closed_port(store_path: Path, tmp_path: Path) -> None:

@@ -14,9 +14,10 @@ HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
 
 
 def _folder(tmp_path: Path, lines: list[str], name: str = "mini") -> Path:
+    """A folder ``name`` holding the atomic file of dataset ``mini``."""
     folder = tmp_path / name
     folder.mkdir()
-    (folder / f"{name}.inter").write_text(HEADER + "".join(line + "\n" for line in lines))
+    (folder / "mini.inter").write_text(HEADER + "".join(line + "\n" for line in lines))
     return folder
 
 

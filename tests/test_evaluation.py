@@ -52,7 +52,7 @@ def test_compare_uses_a_paired_test_over_the_same_users(trained) -> None:
     evaluate_run(trained, "a")
     evaluate_run(trained, "b")
     with Store.open(trained) as store:
-        result = compare_runs(store, ["a", "b"])
+        result = compare_runs(store, ["a", "b"], correct="none")  # raw p; adjustments: test_runs_cli.py
         a = store.eval_users(store.evaluation_id("a", EvalSettings().to_dict()))
         b = store.eval_users(store.evaluation_id("b", EvalSettings().to_dict()))
         itself = compare_runs(store, ["a", "a"])

@@ -220,7 +220,7 @@ def test_delete_asks_removes_artifacts_and_refuses_unknown(seeded: Path) -> None
     assert refused.exit_code == 2 and stored_runs(seeded)["base-s3"] == "finished"
     ok_json(kt("runs", "--delete", "base-s3", "--yes", "--store", seeded, "--json"))
     assert "base-s3" not in stored_runs(seeded) and not folder.exists()
-    assert_fails(kt("runs", "--delete", "ghost", "--yes", "--store", seeded), 1, "no run named 'ghost'")
+    assert_fails(kt("runs", "--delete", "ghost", "--yes", "--store", seeded), 1, "Unknown run 'ghost'", "Nothing was deleted")
 
 
 @pytest.mark.parametrize("command", [["runs"], ["knowledge"], ["compare", "a", "b"], ["eval", "a"], ["show", "a"]])

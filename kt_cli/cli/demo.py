@@ -30,6 +30,7 @@ from kt_cli.cli.render import emit_json, note
 from kt_cli.errors import MissingInputError
 from kt_cli.evaluation.compare import compare_runs
 from kt_cli.evaluation.settings import EvalSettings
+from kt_cli.profiles import cache_files
 from kt_cli.profiles.models import DEFAULT_CHAT_MODEL
 from kt_cli.store import Store
 
@@ -105,13 +106,12 @@ def demo(
         note(f"Threads: {threads} ({cores} cores, load average {load:.1f}; set --threads to choose).")
 
     common = {"dataset": DATASET, "store": store}
+    if PROFILE_SET not in {name for name, _ in cache_files.shipped_sets(profiles_cache, DATASET, "user")}:
+        raise MissingInputError(
+            f"kt demo runs offline on the shipped profiles, but {profiles_cache} holds none for {DATASET} "
+            f"({PROFILE_SET}). Point --profiles-cache (or KT_PROFILES_CACHE) at the checkout's profiles_cache/, "
+            "or make the profiles with an LLM first.", f"kt profile --dataset {DATASET} --store {store}")
     _run(profile_cli.profile, **common, offline=True, profiles_cache=profiles_cache)
-    with Store.open(store) as db:
-        if not db.profile_set(DATASET, PROFILE_SET).n_profiles:
-            raise MissingInputError(
-                f"kt demo runs offline on the shipped profiles, but {profiles_cache} holds none for {DATASET} "
-                f"({PROFILE_SET}). Point --profiles-cache (or KT_PROFILES_CACHE) at the checkout's profiles_cache/, "
-                "or make the profiles with an LLM first.", f"kt profile --dataset {DATASET} --store {store}")
     _run(embed_cli.embed, **common, profiles=PROFILE_SET, threads=threads)
     _run(reduce_cli.reduce, **common, source=f"{PROFILE_SET}-minilm", method="pca", dim=64, name=KNOWLEDGE)
     pairs = []

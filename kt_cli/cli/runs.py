@@ -8,7 +8,7 @@ import typer
 
 from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note, table
-from kt_cli.errors import MissingInputError, UsageError
+from kt_cli.errors import NotFoundError, UsageError
 from kt_cli.store import RunRow, Store
 from kt_cli.training import lease
 
@@ -47,8 +47,7 @@ def _delete(names: list[str], yes: bool, store, json: bool) -> None:
         for name in names:
             row = db.run(name)
             if row is None:
-                raise MissingInputError(f"There is no run named '{name}' to delete. Runs: "
-                                        f"{', '.join(db.run_names()) or 'none'}.", "kt runs")
+                raise NotFoundError("run", name, db.run_names(), hint="Nothing was deleted.")
             holder = db.owner(name)
             if row.status == "running" and lease.alive(holder):
                 raise UsageError(f"Run '{name}' is being trained right now by {lease.describe(holder)}; it "
@@ -56,7 +55,11 @@ def _delete(names: list[str], yes: bool, store, json: bool) -> None:
             rows.append(row)
         if not yes:
             listed = ", ".join(f"{r.name} ({r.status}, {len(db.evaluations(r.name))} evaluations)" for r in rows)
-            if not typer.confirm(f"Delete {listed} and their weights?", err=True):
+            try:
+                confirmed = typer.confirm(f"Delete {listed} and their weights?", err=True)
+            except typer.Abort:  # no answer (stdin closed): nothing is deleted
+                confirmed = False
+            if not confirmed:
                 raise UsageError("Nothing deleted. Pass --yes to delete without asking.")
         folders = [db.run_folder(r.name) for r in rows]
         for row in rows:

@@ -107,9 +107,9 @@ def adjust(p_values: list[float | None], method: str) -> list[float | None]:
     return out
 
 
-def _expand(store: Store, names: list[str]) -> dict[str, list[RunRow]]:
+def _expand(store: Store, names: list[str]) -> list[tuple[str, list[RunRow]]]:
     """Each argument as a column: a run, or a glob pattern's matching runs (a group over seeds)."""
-    columns: dict[str, list[RunRow]] = {}
+    columns: list[tuple[str, list[RunRow]]] = []
     known = store.run_names()
     for name in names:
         if any(c in name for c in "*?["):
@@ -126,7 +126,7 @@ def _expand(store: Store, names: list[str]) -> dict[str, list[RunRow]]:
                 raise MissingInputError(f"There is no run named '{run_name}'. Runs: {', '.join(known) or 'none'}.",
                                         f"kt train ... --name {run_name}")
             rows.append(run)
-        columns[name] = rows
+        columns.append((name, rows))
     return columns
 
 
@@ -175,8 +175,8 @@ def compare_runs(
         raise UsageError(f"Unknown metric(s) {', '.join(unknown)} for --metrics. Valid metrics: {', '.join(METRICS)} "
                          "(the cut-offs come from --k).")
     columns = _expand(store, names)
-    first = next(iter(columns.values()))[0]
-    for runs in columns.values():
+    first = columns[0][1][0]
+    for _, runs in columns:
         for run in runs:
             if (run.dataset, run.split_id) != (first.dataset, first.split_id):
                 raise UsageError(
@@ -184,25 +184,25 @@ def compare_runs(
                     f"{store.split_label(first.split_id)} vs {run.dataset} split {store.split_label(run.split_id)}); "
                     "their metrics cannot be compared user by user. Retrain with the same --dataset and --split "
                     "options.")
-    tables = {label: [_user_table(store, _evaluation(store, run, settings), settings.ks, max_train) for run in runs]
-              for label, runs in columns.items()}
+    tables = [[_user_table(store, _evaluation(store, run, settings), settings.ks, max_train) for run in runs]
+              for _, runs in columns]
     slice_name = "all" if max_train is None else f"n_train<{max_train}"
     users = None
-    for group in tables.values():
+    for group in tables:
         for table in group:
             users = table.index if users is None else users.intersection(table.index)
     if users is None or len(users) == 0:
         raise UsageError(f"No evaluated user falls in the slice {slice_name}; widen --max-train.")
-    reference = next(iter(tables.values()))[0]
+    reference = tables[0][0]
     labels = [c for c in ordered_labels(reference.columns) if metrics is None or c.split("@")[0] in metrics]
-    comparison = Comparison(list(columns), first.dataset, first.split_id, store.split_label(first.split_id),
+    comparison = Comparison([label for label, _ in columns], first.dataset, first.split_id, store.split_label(first.split_id),
                             settings.to_dict(), slice_name,
-                            len(users), test, correct, {label: [r.name for r in runs] for label, runs in columns.items()})
+                            len(users), test, correct, {label: [r.name for r in runs] for label, runs in columns})
     raw: dict[str, list[Cell]] = {}
     for label in labels:
         # per group: each user's value averaged over its runs, and each run's mean (a seed mean)
-        per_user = [np.mean([t.loc[users, label].to_numpy() for t in group], axis=0) for group in tables.values()]
-        seed_means = [[float(t.loc[users, label].mean()) for t in group] for group in tables.values()]
+        per_user = [np.mean([t.loc[users, label].to_numpy() for t in group], axis=0) for group in tables]
+        seed_means = [[float(t.loc[users, label].mean()) for t in group] for group in tables]
         base, base_seeds = per_user[0], seed_means[0]
         cells = [Cell(float(base.mean()), std=_std(base_seeds))]
         for values, seeds in zip(per_user[1:], seed_means[1:]):
