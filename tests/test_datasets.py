@@ -112,7 +112,7 @@ def test_time_split_trains_on_the_past_and_breaks_ties_by_item_id() -> None:
     assert _parts_of(parts, "u") == [["3", "4", "5", "6", "7", "8", "9"], ["2"], ["0", "1"]]
     assert _parts_of(parts, "v") == [["a", "b"], ["c"], ["d"]]
     assert SplitSpec().as_dict() == {"scheme": "ratio", "order": "time", "ratios": [0.7, 0.1, 0.2],
-                                     "ties": "item_id ascending"}
+                                     "ties": "item_id ascending, compared as text"}
     # a tie at the boundary: 4 and 5 at time 5; with 50/10/40 the fifth-oldest row is the tie's first (item 4)
     half = assign_parts(_timed(), SplitSpec((0.5, 0.1, 0.4)))
     assert "4" in _parts_of(half, "u")[0] and "5" in _parts_of(half, "u")[1]

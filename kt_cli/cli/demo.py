@@ -53,8 +53,8 @@ class DemoModel:
 
 # NeuMF scores every user-item pair through its MLP to validate (about 4 s an epoch here), so it gets the
 # smallest budget; MultVAE epochs take a fraction of a second.
-DEMO_MODELS = (DemoModel("multvae", 100, 10, 0.5), DemoModel("simplex", 20, 5, 0.5),
-               DemoModel("neumf", 10, 3, 0.5))
+DEMO_MODELS = (DemoModel("multvae", 70, 10, 0.5), DemoModel("simplex", 12, 4, 0.5),
+               DemoModel("neumf", 8, 3, 0.5))
 
 
 PLUMBING = frozenset({"store", "threads", "profiles_cache", "json"})  # where and how fast, not what: not printed

@@ -7,7 +7,7 @@ import typer
 
 from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note, table
-from kt_cli.errors import UsageError
+from kt_cli.errors import MissingInputError, UsageError
 from kt_cli.evaluation.compare import ordered_labels
 from kt_cli.evaluation.settings import EvalSettings, parse_ks
 from kt_cli.store import Store
@@ -34,6 +34,11 @@ def eval_runs(
     settings = EvalSettings(ks=parse_ks(k), mode=mode, part=part, sparse_below=sparse_below, seed=seed)
     if per_user is not None and per_user.suffix not in EXPORTS:
         raise UsageError(f"--per-user takes a file ending in {' or '.join(EXPORTS)}, not '{per_user}'.")
+    with Store.open(store, create=False) as db:  # a mistyped name is reported before torch loads
+        unknown = [run for run in runs if db.run(run) is None]
+        if unknown:
+            raise MissingInputError(f"There is no run named '{unknown[0]}'. Runs: {', '.join(db.run_names()) or 'none'}.",
+                                    f"kt train ... --name {unknown[0]}")
     from kt_cli.evaluation.evaluate import evaluate_run  # torch and RecBole: only when evaluating
 
     results = [evaluate_run(store, run, settings, threads=threads, force=force) for run in runs]

@@ -6,7 +6,7 @@ refuse runs on different splits, and evaluation never has to trust that RecBole 
 twice. Schemes (docs/architecture.md, "Splits"):
 
 - ``time`` (the default, the LLM-KT paper's protocol): each user's ratings in time order, the first 70%
-  train, the next 10% validation, the last 20% test; ties in time are broken by item id.
+  train, the next 10% validation, the last 20% test; ties in time are broken by item id (compared as text).
 - ``random``: each user's ratings shuffled with ``--split-seed`` and cut by the same ratios (kt's protocol
   before time order became the default; its split ids are unchanged).
 - ``global``: one pair of timestamp boundaries for everyone, at the ratios' quantiles of all timestamps;
@@ -36,7 +36,7 @@ PARTS = ("train", "valid", "test")
 RECBOLE_DATASET = "kt"  # RecBole's dataset name for exported files; never a RecBole preset name
 ORDERS = ("time", "random", "global")
 SCHEMES = ("ratio", "loo")
-TIES = "item_id ascending"  # how equal timestamps are ordered, recorded with every time-ordered split
+TIES = "item_id ascending, compared as text"  # how equal timestamps are ordered, recorded with every time-ordered split
 
 
 @dataclass(frozen=True)
