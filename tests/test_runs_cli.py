@@ -53,6 +53,13 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (["--seeds", "1-x"], ["--seeds takes a range like 1-5"]),
     (["--seeds", "1,1"], ["distinct seeds"]),
     (["--split-order", "weekly"], ["--split-order must be one of time, random, global"]),
+    (["--split", "0.8,0,0.2"], ["three positive numbers summing to 1", "validation for early stopping"]),
+    (["--set", "learning_rate=-1"], ["learning_rate=-1.0 must be positive"]),
+    (["--set", "train_batch_size=0"], ["train_batch_size=0 must be positive"]),
+    (["--set", "learner=adamm"], ["learner='adamm' is not one kt can train with", "adam, sgd, adagrad, rmsprop"]),
+    (["--set", "embedding_size=0"], ["embedding_size=0 must be positive"]),
+    (["--name", "a*b"], ["Run name 'a*b' cannot be used", "glob characters"]),
+    (["--name", " "], ["Run name ' ' cannot be used"]),
 ])
 def test_bad_training_input_creates_no_run(args: list[str], phrases: list[str], tmp_path: Path) -> None:
     store = tmp_path / "kt.duckdb"
@@ -177,6 +184,17 @@ def test_groups_match_figures_computed_from_the_per_user_export(seeded: Path, tm
     assert_fails(kt("compare", "nothing-*", "fast-s*", "--store", seeded), 1, "No run matches the pattern")
 
 
+def test_overlapping_groups_and_meaningless_options_are_refused(seeded: Path, tmp_path: Path) -> None:
+    assert_fails(kt("compare", "base-s*", "base-s1", "--store", seeded), 2, "share run(s) base-s1", "do not overlap")
+    assert_fails(kt("eval", "base-s1", "--mode", "uni0", "--store", seeded), 2, "N at least 1")
+    assert_fails(kt("runs", "--yes", "--store", seeded), 2, "--yes only answers the question --delete asks")
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    (folder / "ml-100k.inter").write_text("user_id:token\titem_id:token\n1\t2\n")
+    assert_fails(kt("data", "register", "ml-100k", "--path", folder, "--store", tmp_path / "kt.duckdb"), 2,
+                 "'ml-100k' is a built-in dataset", "kt data register my-ml-100k")
+
+
 def test_holm_and_bh_adjustments() -> None:
     p = [0.01, 0.04, 0.03, None, 0.005]
     assert adjust(p, "holm") == pytest.approx([0.03, 0.06, 0.06, None, 0.02])
@@ -216,8 +234,8 @@ def test_delete_asks_removes_artifacts_and_refuses_unknown(seeded: Path) -> None
     with Store.open(seeded) as db:
         folder = db.run_folder("base-s3")
     assert folder.joinpath("model.pt").is_file()
-    refused = kt("runs", "--delete", "base-s3", "--store", seeded)  # no answer on stdin: not confirmed
-    assert refused.exit_code == 2 and stored_runs(seeded)["base-s3"] == "finished"
+    assert_fails(kt("runs", "--delete", "base-s3", "--store", seeded), 2, "no terminal to ask on", "--yes")
+    assert stored_runs(seeded)["base-s3"] == "finished"
     ok_json(kt("runs", "--delete", "base-s3", "--yes", "--store", seeded, "--json"))
     assert "base-s3" not in stored_runs(seeded) and not folder.exists()
     assert_fails(kt("runs", "--delete", "ghost", "--yes", "--store", seeded), 1, "Unknown run 'ghost'", "Nothing was deleted")

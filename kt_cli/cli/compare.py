@@ -58,14 +58,15 @@ def _header(result: Comparison) -> list[str]:
 def _caption(result: Comparison) -> str:
     groups = ""
     if result.grouped:
-        sizes = ", ".join(f"{label}: {len(runs)} runs" for label, runs in result.members.items())
+        sizes = ", ".join(f"{label}: {len(runs)} run{'s' if len(runs) != 1 else ''}"
+                          for label, runs in result.members.items())
         groups = (f"; groups ({sizes}) show mean ± std over their runs, 'p users' tests each user's value averaged "
                   "over the runs, 'p seeds' is Welch's t-test over run means")
     correction = "" if result.correction == "none" else \
         f"; p adjusted by {result.correction} over the {len(result.rows)} metrics"
     return (f"{result.dataset}, split {result.split} ({result.split_id}), {result.settings['part']} "
             f"({result.settings['mode']}), {result.slice}: {result.n_users} users; paired {result.test} "
-            f"vs {result.runs[0]}{correction}, * = p users < {ALPHA}{groups}")
+            f"vs {result.runs[0]}{correction}, * = {'p users' if result.grouped else 'p-value'} < {ALPHA}{groups}")
 
 
 def show(result: Comparison) -> None:

@@ -32,8 +32,14 @@ def eval_runs(
 ) -> None:
     """Evaluate runs: NDCG, Hit, Recall, MRR, Precision at each K, for all users and the sparse slice."""
     settings = EvalSettings(ks=parse_ks(k), mode=mode, part=part, sparse_below=sparse_below, seed=seed)
-    if per_user is not None and per_user.suffix not in EXPORTS:
-        raise UsageError(f"--per-user takes a file ending in {' or '.join(EXPORTS)}, not '{per_user}'.")
+    if per_user is not None:
+        if per_user.suffix not in EXPORTS:
+            raise UsageError(f"--per-user takes a file ending in {' or '.join(EXPORTS)}, not '{per_user}'.")
+        try:  # a path that cannot be written fails now, not after the evaluation
+            per_user.parent.mkdir(parents=True, exist_ok=True)
+            per_user.with_name(per_user.name + ".partial").touch()
+        except OSError as e:
+            raise UsageError(f"--per-user {per_user} cannot be written ({e.strerror}); choose another path.") from e
     with Store.open(store, create=False) as db:  # a mistyped name is reported before torch loads
         unknown = [run for run in runs if db.run(run) is None]
         if unknown:
@@ -65,7 +71,6 @@ def _export(store: Path, eval_ids: list[str], runs: list[str], path: Path) -> No
     with Store.open(store, create=False) as db:
         frame = pd.concat([db.eval_users(e).assign(run=run) for e, run in zip(eval_ids, runs)], ignore_index=True)
     frame = frame[["run", "user_id", "n_train", "metric", "k", "value"]]
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     if path.suffix == ".parquet":
         frame.to_parquet(partial, index=False)

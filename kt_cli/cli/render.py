@@ -36,7 +36,7 @@ def emit_json(data: Any) -> None:
 
 
 def fmt(value: Any) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float):
         return f"{value:.4f}"

@@ -1,6 +1,8 @@
 """``kt runs``: the runs in the store, with their status and headline numbers; ``--delete`` removes runs."""
 
+import fnmatch
 import shutil
+import sys
 from dataclasses import asdict
 from typing import Annotated, Optional
 
@@ -29,6 +31,8 @@ def runs(
     """List training runs: model, knowledge, layer, epochs, status and best validation score."""
     if delete:
         return _delete(delete, yes, store, json)
+    if yes:
+        raise UsageError("--yes only answers the question --delete asks; name the runs with --delete NAME.")
     with Store.open(store, create=False) as db:
         rows = db.runs()
     if json:
@@ -43,16 +47,25 @@ def runs(
 
 def _delete(names: list[str], yes: bool, store, json: bool) -> None:
     with Store.open(store, create=False) as db:
+        known = db.run_names()
+        matched: list[str] = []
+        for name in names:  # a quoted glob ('bpr-*') names every run it matches
+            found = fnmatch.filter(known, name) if any(c in name for c in "*?[") else [name] if name in known else []
+            if not found:
+                raise NotFoundError("run", name, known, hint="Nothing was deleted.")
+            matched += [m for m in found if m not in matched]
+        names = matched
         rows = []
         for name in names:
             row = db.run(name)
-            if row is None:
-                raise NotFoundError("run", name, db.run_names(), hint="Nothing was deleted.")
             holder = db.owner(name)
             if row.status == "running" and lease.alive(holder):
                 raise UsageError(f"Run '{name}' is being trained right now by {lease.describe(holder)}; it "
                                  "cannot be deleted until that process stops.")
             rows.append(row)
+        if not yes and not sys.stdin.isatty():
+            raise UsageError(f"kt runs --delete asks before deleting {', '.join(names)}, and there is no terminal to "
+                             "ask on. Nothing was deleted; pass --yes to delete without asking.")
         if not yes:
             listed = ", ".join(f"{r.name} ({r.status}, {len(db.evaluations(r.name))} evaluations)" for r in rows)
             try:

@@ -7,10 +7,13 @@ import typer
 
 from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, fmt, note, stdout, table
-from kt_cli.errors import MissingInputError
+from kt_cli.errors import MissingInputError, UsageError
 from kt_cli.store import Store
 from kt_cli.training.curves import sparkline, write_figure
 from kt_cli.training.lease import alive, describe
+
+
+KNOWLEDGE_ONLY = {"inject_layer", "alpha", "recon_loss", "project", "target_scale"}
 
 
 def _lineage(db: Store, dataset: str, name: str | None) -> list[dict[str, Any]]:
@@ -41,16 +44,21 @@ def show(
         epochs = db.epochs(run)
         lineage = _lineage(db, row.dataset, row.knowledge)
         split = db.split_label(row.split_id)
-        evaluations = db.evaluations(run)
+        evaluations = [(e, settings, db.eval_metrics(e)) for e, settings in db.evaluations(run)]
         owner = db.owner(run)
     training_now = row.status == "running" and alive(owner)
     if plot is not None:
-        write_figure(epochs, plot, f"{run}: {row.model} on {row.dataset}, split {split}")
+        if epochs.empty:
+            raise UsageError(f"Run '{run}' ({row.status}{': ' + row.error if row.error else ''}) has no logged "
+                             "epoch, so there is no curve to plot.")
+        write_figure(epochs, plot, f"{run}: {row.model} on {row.dataset}, split {split}",
+                     str(row.config.get("valid_metric", "metric")))
     if json:
         return emit_json({"run": run, "status": row.status, "training_now": training_now, "dataset": row.dataset,
                           "split": split, "config": row.config, "summary": row.summary, "versions": row.versions,
                           "error": row.error, "knowledge": lineage, "epochs": epochs.to_dict(orient="records"),
-                          "evaluations": [{"eval_id": e, "settings": s} for e, s in evaluations]})
+                          "evaluations": [{"eval_id": e, "settings": s, "metrics": m.to_dict(orient="records")}
+                                          for e, s, m in evaluations]})
     status = row.status + (f", being trained by {describe(owner)}" if training_now else "")
     if row.status == "running" and not training_now:
         status += " (no live process: interrupted; the same kt train command resumes it)"
@@ -62,14 +70,16 @@ def show(
     summary = row.summary
     if summary:
         facts += [("best valid", f"{summary.get('valid_metric')} {fmt(summary.get('best_valid'))}"),
-                  ("phases", "; ".join(f"{p['phase']}: {p['epochs']} epochs, best {p['best_valid']:.4f} at "
+                  ("phases", "; ".join(f"{p['phase']}: {p['epochs']} epoch{'s' if p['epochs'] != 1 else ''}, best "
+                                       f"{p['best_valid']:.4f} at "
                                        f"epoch {p['best_epoch']}" for p in summary.get("phases", []))),
                   ("seconds", f"{summary.get('seconds', 0):.1f} in all; per epoch " + ", ".join(
                       f"{k} {v:.3f}" for k, v in summary.get("seconds_per_epoch", {}).items())),
                   ("layer, coverage", f"{summary.get('layer') or '-'}; {fmt(summary.get('coverage'))}")]
     facts.append(("versions", fmt(row.versions)))
     table(["", run], [[k, v] for k, v in facts], title=f"Run {run}")
-    config = {k: v for k, v in row.config.items() if k != "recbole"}
+    hidden = {"recbole"} | (set() if row.knowledge else KNOWLEDGE_ONLY)  # settings a baseline never used
+    config = {k: v for k, v in row.config.items() if k not in hidden}
     table(["setting", "value"], [[k, fmt(v)] for k, v in config.items()] +
           [[f"recbole.{k}", fmt(v)] for k, v in row.config.get("recbole", {}).items()], title="Configuration")
     if lineage:
@@ -84,6 +94,14 @@ def show(
             stdout.print(f"{phase:8} valid {sparkline(part['valid_metric'].tolist())}  "
                          f"loss {sparkline(part['model_loss'].tolist())}", markup=False, highlight=False)
     if evaluations:
-        table(["evaluation", "settings"], [[e, fmt(s)] for e, s in evaluations], title="Stored evaluations")
+        rows = []
+        for eval_id, settings, metrics in evaluations:
+            everyone = metrics[metrics["slice"] == "all"]
+            headline = everyone[(everyone["metric"] == "ndcg") & (everyone["k"] == 10)]
+            headline = headline if len(headline) else everyone.head(1)
+            rows.append([eval_id, f"{settings.get('part')} {settings.get('mode')}, k {','.join(map(str, settings.get('ks', [])))}, "
+                         f"seed {settings.get('seed')}", *(f"{m}@{k} {v:.4f}" for m, k, v in zip(
+                             headline["metric"], headline["k"], headline["value"]))])
+        table(["evaluation", "settings", "all users"], rows, title="Stored evaluations (kt eval; kt compare reads them)")
     if plot is not None:
         note(f"Wrote the learning curves to {plot}.")

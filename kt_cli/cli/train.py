@@ -12,7 +12,7 @@ from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note, stderr, table
 from kt_cli.errors import UsageError
 from kt_cli.store import Store
-from kt_cli.training.config import RESERVED_KEYS, TrainConfig, check_inputs, default_run_name
+from kt_cli.training.config import RESERVED_KEYS, TrainConfig, check_inputs, check_run_name, default_run_name
 from kt_cli.training.models import MODELS, get_model_spec
 from kt_cli.training.recbole_settings import known_settings
 
@@ -23,8 +23,14 @@ def _overrides(config_file: Optional[Path], settings: list[str]) -> dict:
     if config_file is not None:
         try:
             loaded = yaml.safe_load(config_file.read_text()) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise UsageError(f"Cannot read --config {config_file}: {e}") from e
+        except OSError as e:
+            raise UsageError(f"Cannot read --config {config_file}: {e.strerror}.") from e
+        except yaml.YAMLError as e:
+            where = getattr(e, "problem_mark", None)
+            line = f" at line {where.line + 1}" if where is not None else ""
+            raise UsageError(f"--config {config_file} is not valid YAML{line} "
+                             f"({getattr(e, 'problem', None) or 'parse error'}). It must hold a mapping of RecBole "
+                             "settings, e.g. 'learning_rate: 0.002'.") from e
         if not isinstance(loaded, dict):
             raise UsageError(f"--config {config_file} must hold a mapping of RecBole settings.")
         values.update(loaded)
@@ -85,6 +91,8 @@ def train(
     if list_settings:
         return _show_settings(settings, json)
     settings = settings.checked(allow_unknown_settings=allow_unknown_settings)
+    if name is not None:
+        check_run_name(name)
     runs = [(name, settings)] if seeds is None else [
         (f"{name or default_run_name(replace(settings, seed=0))}-s{s}", replace(settings, seed=s))
         for s in parse_seeds(seeds)]

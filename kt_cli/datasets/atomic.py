@@ -31,6 +31,8 @@ class AtomicData:
 
 def find_inter_file(folder: Path, name: str) -> Path:
     """``folder/<name>.inter``: the dataset's name names its files, as in RecBole."""
+    if folder.is_file():
+        raise DataFormatError(f"--path {folder} is a file; give the folder that holds it ({folder.parent}).")
     if not folder.is_dir():
         raise DataFormatError(
             f"Dataset folder {folder} does not exist. Expected a folder of RecBole atomic files: "

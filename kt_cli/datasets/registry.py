@@ -68,6 +68,10 @@ def register_dataset(
     Registering the same content with the same filters again is a no-op; different content under
     an existing name needs ``replace`` because it drops the old splits, vectors and evaluations' basis.
     """
+    if name in BUILTINS and source != "builtin":
+        raise UsageError(f"'{name}' is a built-in dataset ({BUILTINS[name]}); register your files under another "
+                         "name, e.g. kt data register my-" + name + " --path FOLDER (its files named my-" + name
+                         + ".inter, ...).")
     data = read_atomic(folder, name)
     interactions = data.interactions.drop_duplicates(["user_id", "item_id"], keep="last")
     interactions = filters.apply(interactions)

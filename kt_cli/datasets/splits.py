@@ -57,8 +57,10 @@ class SplitSpec:
         if self.scheme == "loo" and self.order != "time":
             raise UsageError("--split loo is leave-one-out in time order; it takes no --split-order "
                              f"'{self.order}'. Drop --split-order, or split by ratios.")
-        if len(self.ratios) != 3 or min(self.ratios) < 0 or abs(sum(self.ratios) - 1) > 1e-6:
-            raise UsageError(f"Split ratios must be three non-negative numbers summing to 1, got {self.ratios}.")
+        if self.scheme == "ratio" and (len(self.ratios) != 3 or min(self.ratios) <= 0
+                                       or abs(sum(self.ratios) - 1) > 1e-6):
+            raise UsageError(f"Split ratios must be three positive numbers summing to 1 (train, validation for early "
+                             f"stopping, test), got {', '.join(f'{r:g}' for r in self.ratios)}.")
         if self.order != "random" or self.scheme == "loo":  # deterministic: the seed means nothing
             object.__setattr__(self, "seed", 0)
         if self.scheme == "loo":
@@ -90,6 +92,7 @@ class SplitSpec:
 
 def parse_split(text: str, order: str = "time", seed: int = 42) -> SplitSpec:
     """``--split`` (``0.7,0.1,0.2`` or ``loo``), ``--split-order`` and ``--split-seed`` as a split."""
+    order = order.strip().lower()
     if text.strip().lower() == "loo":
         return SplitSpec(seed=seed, order=order, scheme="loo")
     try:

@@ -175,6 +175,14 @@ def compare_runs(
         raise UsageError(f"Unknown metric(s) {', '.join(unknown)} for --metrics. Valid metrics: {', '.join(METRICS)} "
                          "(the cut-offs come from --k).")
     columns = _expand(store, names)
+    for index, (label, runs) in enumerate(columns):  # identical columns are an A/A control; overlaps mislead
+        members = {r.name for r in runs}
+        for other_label, other_runs in columns[:index]:
+            shared = members & {r.name for r in other_runs}
+            if shared and members != {r.name for r in other_runs}:
+                raise UsageError(
+                    f"'{label}' and '{other_label}' share run(s) {', '.join(sorted(shared))}: part of one side "
+                    "would be compared with itself. Give groups that do not overlap.")
     first = columns[0][1][0]
     for _, runs in columns:
         for run in runs:

@@ -51,10 +51,10 @@ def evaluate_run(store_path: Path, run: str, settings: EvalSettings = EvalSettin
                 f"kt train ... --name {run}",
             )
         if row.status != "finished":
-            raise MissingInputError(
-                f"Run '{run}' has not finished training (status: {row.status}).",
-                "the same kt train command again, which resumes it",
-            )
+            raise UsageError(
+                f"Run '{run}' has not finished training (status: {row.status}), so it has no final weights yet. "
+                f"Finish it by running the same kt train command again (it resumes from its checkpoint); kt show "
+                f"{run} shows how far it got.")
         eval_id = store.evaluation_id(run, key)
         if eval_id and not force:
             return EvalResult(run, eval_id, True, store.eval_metrics(eval_id), 0.0)

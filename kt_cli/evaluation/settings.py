@@ -23,11 +23,12 @@ def parse_metric(text: str, option: str = "--valid-metric") -> tuple[str, int]:
 
 def parse_mode(mode: str) -> tuple[str, int]:
     """``full`` -> ("full", 0); ``uni100`` -> ("uni", 100); anything else is a usage error."""
+    mode = mode.strip().lower()
     if mode == "full":
         return "full", 0
     match = _SAMPLED.match(mode)
-    if not match:
-        raise UsageError(f"--mode must be 'full', 'uniN' or 'popN' (e.g. uni100), not '{mode}'.")
+    if not match or int(match.group(2)) < 1:
+        raise UsageError(f"--mode must be 'full', 'uniN' or 'popN' with N at least 1 (e.g. uni100), not '{mode}'.")
     return match.group(1), int(match.group(2))
 
 
@@ -54,8 +55,11 @@ class EvalSettings:
 
     def __post_init__(self) -> None:
         parse_mode(self.mode)
+        object.__setattr__(self, "mode", self.mode.strip().lower())
         if self.part not in PARTS:
             raise UsageError(f"--part must be 'valid' or 'test', not '{self.part}'.")
+        if self.sparse_below < 1:
+            raise UsageError(f"--sparse-below must be at least 1, got {self.sparse_below}.")
         if not self.ks or min(self.ks) < 1:
             raise UsageError(f"--k needs positive cut-offs such as 5,10,20, got {self.ks}.")
 

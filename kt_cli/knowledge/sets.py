@@ -64,8 +64,9 @@ def import_vectors(
         examples = ", ".join(map(str, ids[~is_known][:5]))
         raise InvalidVectorsError(
             f"{path.name} has {unknown} of {len(ids)} ids that are not {entity}s of {dataset} "
-            f"(examples: {examples}). Check that the file belongs to this dataset and --entity, or pass "
-            f"--skip-invalid to import the {len(ids) - unknown} known ids."
+            f"(examples: {examples}). Check that the file belongs to this dataset and --entity"
+            + (f", or pass --skip-invalid to import the {len(ids) - unknown} known ids." if unknown < len(ids) else
+               ": none of its ids is known.")
         )
     vectors = data.vectors[is_known]
     kept = [str(i) for i in ids[is_known]]

@@ -176,7 +176,7 @@ def generate_profiles(store: Store, job: ProfileJob, open_backend: Callable[[], 
     report.from_store = len(answered) - report.from_files
     pending = [r for r in requests if r.key not in answered]
     done = len(requests) - len(pending)
-    if progress:
+    if progress and (done or (pending and not offline)):  # no bar for a run that has nothing to show
         progress(done, len(requests))
 
     def save(request: ProfileRequest, answer: Completion) -> None:
@@ -212,8 +212,13 @@ def generate_profiles(store: Store, job: ProfileJob, open_backend: Callable[[], 
     )
     if entries.empty:
         shipped = cache_files.shipped_sets(cache_dir, job.dataset, job.entity) if cache_dir is not None else []
-        files = (f" Profile files in {cache_dir} for {job.dataset} {job.entity}s: " + "; ".join(
-            f"{name} ({history})" for name, history in shipped) + ".") if shipped else ""
+        if shipped:
+            files = f" Profile files in {cache_dir} for {job.dataset} {job.entity}s: " + "; ".join(
+                f"{name} ({history})" for name, history in shipped) + "."
+        elif cache_dir is not None and not cache_dir.is_dir():
+            files = f" The profiles cache folder {cache_dir} does not exist (--profiles-cache, KT_PROFILES_CACHE)."
+        else:
+            files = f" {cache_dir} holds no profile file for {job.dataset} {job.entity}s." if cache_dir else ""
         why = ("none of the cached answers matches these prompts (the template, the ratings shown, the split, "
                "the model and the sampling are all part of an answer's key)" if offline else
                f"every request failed ({report.failed}; first: {report.failures[0] if report.failures else '-'})")

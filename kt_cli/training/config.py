@@ -57,6 +57,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # Canonical registry key, so --model NeuMF and --model neumf are the same run.
         object.__setattr__(self, "model", get_model_spec(self.model).key)
+        object.__setattr__(self, "split_order", self.split_order.strip().lower())
+        object.__setattr__(self, "valid_metric", self.valid_metric.strip().lower())
         if not 0 <= self.alpha <= 1:
             raise UsageError(f"--alpha must be between 0 and 1, got {self.alpha}.")
         if self.recon_loss not in RECON_LOSSES:
@@ -115,6 +117,14 @@ class TrainConfig:
     def digest(self) -> str:
         """Stable hash of everything that affects results."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def check_run_name(name: str) -> str:
+    """A run name users can type and kt compare can take: visible, without glob characters or slashes."""
+    if not name.strip() or name != name.strip() or any(c in name for c in "*?[]/\\") or any(c.isspace() for c in name):
+        raise UsageError(f"Run name {name!r} cannot be used: a name must be non-empty, without spaces, slashes or "
+                         "the glob characters * ? [ ] (kt compare reads those as patterns over run names).")
+    return name
 
 
 def default_run_name(config: TrainConfig) -> str:

@@ -34,8 +34,8 @@ def sparkline(values: list[float], width: int = 60) -> str:
                    for v in values)
 
 
-def _panels(epochs: pd.DataFrame) -> list[tuple[str, list[float]]]:
-    panels = [("validation " + "metric", epochs["valid_metric"].tolist()), ("training loss", epochs["model_loss"].tolist())]
+def _panels(epochs: pd.DataFrame, metric: str) -> list[tuple[str, list[float]]]:
+    panels = [(f"validation {metric}", epochs["valid_metric"].tolist()), ("training loss", epochs["model_loss"].tolist())]
     if epochs["recon_loss"].notna().any():
         panels.append(("reconstruction loss", epochs["recon_loss"].tolist()))
     return panels
@@ -50,13 +50,11 @@ def _points(values: list[float], top: float) -> list[tuple[float, float]]:
             for i, v in enumerate(values) if v is not None and math.isfinite(v)]
 
 
-def write_figure(epochs: pd.DataFrame, path: Path, title: str) -> Path:
-    """Write the curves to ``path`` (.svg or .png); returns it."""
+def write_figure(epochs: pd.DataFrame, path: Path, title: str, metric: str) -> Path:
+    """Write the curves to ``path`` (.svg or .png), ``metric`` naming the validation metric; returns it."""
     if path.suffix not in FORMATS:
         raise UsageError(f"--plot takes a file ending in {' or '.join(FORMATS)}, not '{path}'.")
-    if epochs.empty:
-        raise UsageError("This run has no logged epoch yet, so there is no curve to plot.")
-    panels = _panels(epochs)
+    panels = _panels(epochs, metric)
     boundary = int((epochs["phase"] != "finetune").sum())
     n = max(len(epochs) - 1, 1)
     split_x = MARGIN + (boundary - 0.5) / n * (WIDTH - 2 * MARGIN) if 0 < boundary < len(epochs) else None
@@ -77,18 +75,20 @@ def write_figure(epochs: pd.DataFrame, path: Path, title: str) -> Path:
         parts.append(f'<text x="{MARGIN}" y="{height - 4}">epoch (dashed: hook removed, fine-tune starts)</text></svg>')
         path.write_text("\n".join(parts), encoding="utf-8")
         return path
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     image = Image.new("RGB", (WIDTH, height + 14), "white")
     draw = ImageDraw.Draw(image)
-    draw.text((MARGIN, 6), title, fill="black")
+    font = ImageFont.load_default(size=12)
+    draw.text((MARGIN, 6), title, fill="black", font=font)
     for index, (name, values) in enumerate(panels):
         top = 30 + index * PANEL
         finite = [v for v in values if v is not None and math.isfinite(v)]
-        draw.text((MARGIN, top), f"{name}: {min(finite):.4g} to {max(finite):.4g}", fill="black")
+        draw.text((MARGIN, top), f"{name}: {min(finite):.4g} to {max(finite):.4g}", fill="black", font=font)
         draw.line(_points(values, top), fill=(31, 119, 180), width=2)
         if split_x is not None:
             draw.line([(split_x, top + 16), (split_x, top + PANEL - 16)], fill=(136, 136, 136))
-    draw.text((MARGIN, height - 2), "epoch (grey line: hook removed, fine-tune starts)", fill="black")
+    draw.text((MARGIN, height - 2), f"epochs 1 to {len(epochs)} (grey line: hook removed, fine-tune starts)",
+              fill="black", font=font)
     image.save(path)
     return path

@@ -98,6 +98,34 @@ def _refuse(key: str, value: Any, expected: str) -> None:
                      f"Fix the value in --set {key}=... or the --config file.")
 
 
+# Values RecBole accepts by type but cannot train with; checked with the types, before a run exists.
+POSITIVE = frozenset({"learning_rate", "train_batch_size", "eval_batch_size", "embedding_size", "hidden_size",
+                      "latent_dimension", "mlp_embedding_size", "n_layers", "n_heads", "inner_size",
+                      "stopping_step", "eval_step", "MAX_ITEM_LIST_LENGTH"})
+NON_NEGATIVE = frozenset({"weight_decay", "reg_weight", "anneal_cap", "total_anneal_steps"})
+PROBABILITIES = frozenset({"dropout_prob", "hidden_dropout_prob", "attn_dropout_prob", "drop_rate", "dropout",
+                           "mess_dropout", "node_dropout"})
+CHOICES = {"learner": ("adam", "sgd", "adagrad", "rmsprop")}  # the optimizers kt's trainer builds
+
+
+def _check_range(key: str, value: Any) -> None:
+    """Refuse values of the same type that no training can use (a negative rate, a zero batch)."""
+    if isinstance(value, bool) or value is None:
+        return
+    numbers = value if isinstance(value, list) else [value]
+    if not all(isinstance(v, (int, float)) for v in numbers):
+        if key in CHOICES and str(value).lower() not in CHOICES[key]:
+            raise UsageError(f"RecBole setting {key}={value!r} is not one kt can train with. Valid: "
+                             f"{', '.join(CHOICES[key])}.")
+        return
+    if key in POSITIVE and min(numbers) <= 0:
+        raise UsageError(f"RecBole setting {key}={value!r} must be positive.")
+    if key in NON_NEGATIVE and min(numbers) < 0:
+        raise UsageError(f"RecBole setting {key}={value!r} must be zero or more.")
+    if key in PROBABILITIES and not all(0 <= v < 1 for v in numbers):
+        raise UsageError(f"RecBole setting {key}={value!r} is a probability: it must be at least 0 and below 1.")
+
+
 def check_settings(recbole_model: str, model_key: str, settings: dict[str, Any], *,
                    allow_unknown: bool = False) -> dict[str, Any]:
     """The settings with values coerced to their defaults' types; unknown keys and wrong types refused."""
@@ -116,4 +144,5 @@ def check_settings(recbole_model: str, model_key: str, settings: dict[str, Any],
                 f"properties/model/{recbole_model}.yaml; `kt train --model {model_key} --list-settings` lists "
                 "them. Pass --allow-unknown-settings if your RecBole version reads it.")
         checked[key] = _coerce(key, value, known[key])
+        _check_range(key, checked[key])
     return checked

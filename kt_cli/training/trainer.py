@@ -30,7 +30,7 @@ from kt_cli.errors import Interrupted, UsageError
 from kt_cli.evaluation.settings import parse_metric
 from kt_cli.store import RunRow, Store, _now
 from kt_cli.training import lease
-from kt_cli.training.config import TrainConfig, default_run_name
+from kt_cli.training.config import TrainConfig, check_run_name, default_run_name
 from kt_cli.training.session import Session, read_inputs
 
 CHECKPOINT_SECONDS = 5.0
@@ -133,7 +133,7 @@ def train(
     """
     config = config.checked(allow_unknown_settings=allow_unknown_settings)
     check_device(config.device)
-    name = name or default_run_name(config)
+    name = check_run_name(name) if name is not None else default_run_name(config)
     with Store.open(store_path) as store:
         digest = run_digest(store, config)
         existing = store.run(name)
