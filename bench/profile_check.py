@@ -28,10 +28,11 @@ PEOPLE = ("Leonardo DiCaprio", "Tom Hanks", "Christopher Nolan", "Quentin Tarant
           "Woody Allen", "Martin Scorsese")
 TITLE = re.compile(r'"[A-Z][^"]{2,60}"|such as [A-Z]')
 YEAR = re.compile(r"\b(19[0-9]{2}|20[0-2][0-9])\b")
-NAME = re.compile(r"\b([A-Z][a-z]+(?: [A-Z]\.)? [A-Z][a-z]+(?:-[A-Z][a-z]+)?)\b")
+NAME = re.compile(r"\b([A-Z][a-z]+(?: (?:[A-Z]\.|De|Di|Da|Van|Von|Le|La|Del))? [A-Z][a-z]+(?:-[A-Z][a-z]+)?)\b")
 NOT_PEOPLE = {"Academy Award", "Golden Globe", "Best Picture", "Best Actor", "Best Actress", "Best Director",
               "United States", "New York", "Los Angeles", "World War", "Star Wars", "Star Trek", "James Bond",
-              "Best Original", "Best Supporting", "Best Foreign", "Cannes Film", "Film Festival", "Palme Or"}
+              "Best Original", "Best Supporting", "Best Foreign", "Cannes Film", "Film Festival", "Palme Or",
+              "Feature Film", "Best Animated", "Animated Feature", "Visual Effects", "Science Fiction"}
 
 
 def common(rows: list[dict]) -> None:

@@ -49,7 +49,7 @@ def test_runs_epochs_and_evaluations_round_trip(store_path) -> None:
         assert store.evaluation_id("r", {"k": [10]}) == "e1"
         assert store.eval_users("e1")["value"].tolist() == [0.5, 0.25]
         store.delete_run("r")
-        assert store.run("r") is None and store.latest_evaluation("r") is None
+        assert store.run("r") is None and store.evaluations("r") == []
 
 
 def test_failed_transaction_leaves_nothing_behind(store_path) -> None:

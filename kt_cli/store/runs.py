@@ -131,13 +131,6 @@ class RunTables(StoreCore):
             "SELECT eval_id, settings FROM evaluations WHERE run = ? ORDER BY created_at", [run]).fetchall()
         return [(eval_id, _loads(settings)) for eval_id, settings in rows]
 
-    def latest_evaluation(self, run: str) -> tuple[str, dict[str, Any]] | None:
-        row = self._one(
-            "SELECT eval_id, settings FROM evaluations WHERE run = ? ORDER BY created_at DESC LIMIT 1",
-            [run],
-        )
-        return (row[0], _loads(row[1])) if row else None
-
     def eval_metrics(self, eval_id: str) -> pd.DataFrame:
         return self._con.execute(
             "SELECT slice, metric, k, value, n_users FROM eval_metrics WHERE eval_id = ? "
