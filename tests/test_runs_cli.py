@@ -195,11 +195,42 @@ def test_overlapping_groups_and_meaningless_options_are_refused(seeded: Path, tm
                  "'ml-100k' is a built-in dataset", "kt data register my-ml-100k")
 
 
+def test_groups_of_unequal_size_and_mixed_configurations(seeded: Path) -> None:
+    two = ok_json(kt("compare", "base-s[12]", "fast-s*", "--k", "10", "--store", seeded, "--json"))
+    assert two["members"]["base-s[12]"] == ["base-s1", "base-s2"] and two["rows"]["ndcg@10"][1]["p_seeds"] is not None
+    assert_fails(kt("compare", "*-s1", "fast-s2", "--store", seeded), 2, "mixes configurations", "recbole")
+
+
+def test_a_split_with_an_empty_part_is_refused(tmp_path: Path) -> None:
+    store = tmp_path / "kt.duckdb"
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    lines = [f"{u}\t{i}\t4\t{1000 if i < 3 else 2000}" for u in range(1, 5) for i in range(1, 6)]
+    (folder / "flat.inter").write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+                                       + "\n".join(lines) + "\n")
+    ok_json(kt("data", "register", "flat", "--path", folder, "--store", store, "--json"))
+    assert_fails(kt("train", *BPR, "--dataset", "flat", "--split-order", "global", "--store", store), 2,
+                 "leaves the valid and test parts of flat empty")
+
+
+def test_a_run_whose_process_died_is_replaced_by_another_configuration(tmp_path: Path) -> None:
+    store = tmp_path / "kt.duckdb"
+    with Store.open(store) as db:  # what kill -9 leaves: status running, a lease whose process is gone
+        from kt_cli.store import RunRow, _now
+
+        db.start_run(RunRow("k", "ml-100k", "s0", "bpr", None, {"model": "bpr"}, "old", 42, "running", _now(),
+                            None, {}, {}, None))
+        db.set_owner("k", {"host": __import__("socket").gethostname(), "pid": 2 ** 22 + 7, "beat": 0.0})
+    again = ok_json(kt("train", *BPR, "--name", "k", "--store", store, "--json"))
+    assert again["status"] == "trained" and stored_runs(store)["k"] == "finished"
+
+
 def test_holm_and_bh_adjustments() -> None:
     p = [0.01, 0.04, 0.03, None, 0.005]
     assert adjust(p, "holm") == pytest.approx([0.03, 0.06, 0.06, None, 0.02])
     assert adjust(p, "bh") == pytest.approx([0.02, 0.04, 0.04, None, 0.02])
     assert adjust(p, "none") == p
+    assert adjust([float("nan"), 0.01], "bh") == [None, pytest.approx(0.01)]
 
 
 # --- show, runs, delete, read-only commands -----------------------------------------------------------

@@ -66,7 +66,8 @@ def _caption(result: Comparison) -> str:
         f"; p adjusted by {result.correction} over the {len(result.rows)} metrics"
     return (f"{result.dataset}, split {result.split} ({result.split_id}), {result.settings['part']} "
             f"({result.settings['mode']}), {result.slice}: {result.n_users} users; paired {result.test} "
-            f"vs {result.runs[0]}{correction}, * = {'p users' if result.grouped else 'p-value'} < {ALPHA}{groups}")
+            f"vs {result.runs[0]}{correction}, * = {'p users and p seeds both' if result.grouped else 'p-value'} < "
+            f"{ALPHA}{groups}")
 
 
 def show(result: Comparison) -> None:

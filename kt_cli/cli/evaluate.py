@@ -47,7 +47,11 @@ def eval_runs(
                                     f"kt train ... --name {unknown[0]}")
     from kt_cli.evaluation.evaluate import evaluate_run  # torch and RecBole: only when evaluating
 
-    results = [evaluate_run(store, run, settings, threads=threads, force=force) for run in runs]
+    try:
+        results = [evaluate_run(store, run, settings, threads=threads, force=force) for run in runs]
+    finally:  # the probe file of --per-user's path check never outlives a failed evaluation
+        if per_user is not None:
+            per_user.with_name(per_user.name + ".partial").unlink(missing_ok=True)
     if per_user is not None:
         _export(store, [r.eval_id for r in results], runs, per_user)
     if json:

@@ -1,7 +1,5 @@
 """``kt runs``: the runs in the store, with their status and headline numbers; ``--delete`` removes runs."""
 
-import fnmatch
-import shutil
 import sys
 from dataclasses import asdict
 from typing import Annotated, Optional
@@ -45,40 +43,40 @@ def runs(
            for r in rows])
 
 
-def _delete(names: list[str], yes: bool, store, json: bool) -> None:
-    with Store.open(store, create=False) as db:
-        known = db.run_names()
-        matched: list[str] = []
-        for name in names:  # a quoted glob ('bpr-*') names every run it matches
-            found = fnmatch.filter(known, name) if any(c in name for c in "*?[") else [name] if name in known else []
-            if not found:
-                raise NotFoundError("run", name, known, hint="Nothing was deleted.")
-            matched += [m for m in found if m not in matched]
-        names = matched
-        rows = []
-        for name in names:
-            row = db.run(name)
-            holder = db.owner(name)
-            if row.status == "running" and lease.alive(holder):
-                raise UsageError(f"Run '{name}' is being trained right now by {lease.describe(holder)}; it "
-                                 "cannot be deleted until that process stops.")
-            rows.append(row)
-        if not yes and not sys.stdin.isatty():
+def _delete(patterns: list[str], yes: bool, store, json: bool) -> None:
+    """Delete runs named (or matched by a quoted glob), after asking; the store is not held while asking."""
+    names = _deletable(store, patterns)
+    if not yes:
+        if not sys.stdin.isatty():
             raise UsageError(f"kt runs --delete asks before deleting {', '.join(names)}, and there is no terminal to "
                              "ask on. Nothing was deleted; pass --yes to delete without asking.")
-        if not yes:
-            listed = ", ".join(f"{r.name} ({r.status}, {len(db.evaluations(r.name))} evaluations)" for r in rows)
-            try:
-                confirmed = typer.confirm(f"Delete {listed} and their weights?", err=True)
-            except typer.Abort:  # no answer (stdin closed): nothing is deleted
-                confirmed = False
-            if not confirmed:
-                raise UsageError("Nothing deleted. Pass --yes to delete without asking.")
-        folders = [db.run_folder(r.name) for r in rows]
-        for row in rows:
-            db.delete_run(row.name)
-    for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            confirmed = typer.confirm(f"Delete {', '.join(names)}, with their evaluations and weights?", err=True)
+        except typer.Abort:  # no answer: nothing is deleted
+            confirmed = False
+        if not confirmed:
+            raise UsageError("Nothing deleted. Pass --yes to delete without asking.")
+        names = _deletable(store, names)  # checked again: a training may have started while we asked
+    with Store.open(store, create=False) as db:
+        for name in names:
+            db.delete_run(name)
     if json:
         return emit_json({"deleted": names})
     note(f"Deleted {len(names)} run(s): {', '.join(names)}.")
+
+
+def _deletable(store, patterns: list[str]) -> list[str]:
+    """The runs the patterns name, refusing unknown names and runs a live process is training."""
+    with Store.open(store, create=False) as db:
+        names: list[str] = []
+        for pattern in patterns:
+            found = db.match_runs(pattern)
+            if not found:
+                raise NotFoundError("run", pattern, db.run_names(), hint="Nothing was deleted.")
+            names += [n for n in found if n not in names]
+        for name in names:
+            holder = db.owner(name)
+            if db.run(name).status == "running" and lease.alive(holder):
+                raise UsageError(f"Run '{name}' is being trained right now by {lease.describe(holder)}; it "
+                                 "cannot be deleted until that process stops. Nothing was deleted.")
+    return names

@@ -150,8 +150,8 @@ def assign_parts(interactions: pd.DataFrame, spec: SplitSpec) -> pd.DataFrame:
         rng = np.random.default_rng(spec.seed)
         frame["_key"] = rng.random(len(frame))
         frame = frame.sort_values(["user_id", "_key"]).drop(columns="_key")
-    else:  # time, ties by item id (the rows are already in item order: a stable sort keeps it)
-        frame = frame.sort_values(["user_id", "timestamp"], kind="stable")
+    else:  # time, ties by item id
+        frame = frame.sort_values(["user_id", "timestamp", "item_id"])
     frame = frame.reset_index(drop=True)
     rank = frame.groupby("user_id").cumcount().to_numpy()
     n = frame.groupby("user_id")["item_id"].transform("size").to_numpy()
@@ -179,6 +179,14 @@ def ensure_split(store: Store, dataset: str, spec: SplitSpec) -> str:
     sid = split_id(row.fingerprint, spec)
     if not store.split_exists(sid):
         rows = assign_parts(store.interactions(dataset), spec)
+        sizes = rows["part"].value_counts()
+        empty = [PARTS[p] for p in (1, 2) if sizes.get(p, 0) == 0]
+        if empty:
+            raise UsageError(
+                f"The split '{spec.label}' leaves the {' and '.join(empty)} part{'s' if len(empty) > 1 else ''} of "
+                f"{dataset} empty ({len(rows)} "
+                "interactions), so nothing could be validated or tested. Use other --split ratios or another "
+                "--split-order.")
         store.save_split(sid, dataset, spec.label, spec.seed, spec.as_dict(), rows)
     return sid
 

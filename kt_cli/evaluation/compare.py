@@ -21,7 +21,6 @@ each compared run: Holm's step-down method by default (controls the family-wise 
 
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +48,10 @@ class Cell:
 
     @property
     def significant(self) -> bool:
-        return self.p_value is not None and self.p_value < ALPHA
+        """Below ALPHA on the per-user test and, for groups, on the test over seeds as well: a difference
+        training noise could make is not starred."""
+        tests = [p for p in (self.p_value, self.p_seeds) if p is not None]
+        return bool(tests) and max(tests) < ALPHA
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def adjust(p_values: list[float | None], method: str) -> list[float | None]:
     """Holm or Benjamini-Hochberg adjusted p-values (None entries are skipped), capped at 1."""
     if method not in CORRECTIONS:
         raise UsageError(f"--correct must be one of {', '.join(CORRECTIONS)}, not '{method}'.")
-    present = [i for i, p in enumerate(p_values) if p is not None]
+    present = [i for i, p in enumerate(p_values) if p is not None and not np.isnan(p)]
     if method == "none" or not present:
         return list(p_values)
     values = np.array([p_values[i] for i in present], dtype=float)
@@ -101,7 +103,7 @@ def adjust(p_values: list[float | None], method: str) -> list[float | None]:
         adjusted = np.maximum.accumulate((m - np.arange(m)) * ranked)
     else:
         adjusted = np.minimum.accumulate((m / np.arange(1, m + 1) * ranked)[::-1])[::-1]
-    out = list(p_values)
+    out = [None if p is not None and np.isnan(p) else p for p in p_values]
     for position, index in enumerate(order):
         out[present[index]] = float(min(adjusted[position], 1.0))
     return out
@@ -112,13 +114,10 @@ def _expand(store: Store, names: list[str]) -> list[tuple[str, list[RunRow]]]:
     columns: list[tuple[str, list[RunRow]]] = []
     known = store.run_names()
     for name in names:
-        if any(c in name for c in "*?["):
-            matched = sorted(fnmatch.filter(known, name))
-            if not matched:
-                raise MissingInputError(f"No run matches the pattern '{name}'. Runs: {', '.join(known) or 'none'}.",
-                                        f"kt train ... --seeds 1-5 --name {name.rstrip('*').rstrip('-s')}")
-        else:
-            matched = [name]
+        matched = store.match_runs(name) if any(c in name for c in "*?[") else [name]
+        if not matched:
+            raise MissingInputError(f"No run matches the pattern '{name}'. Runs: {', '.join(known) or 'none'}.",
+                                    f"kt train ... --seeds 1-5 --name {name.removesuffix('*').removesuffix('-s')}")
         rows = []
         for run_name in matched:
             run = store.run(run_name)
@@ -126,8 +125,22 @@ def _expand(store: Store, names: list[str]) -> list[tuple[str, list[RunRow]]]:
                 raise MissingInputError(f"There is no run named '{run_name}'. Runs: {', '.join(known) or 'none'}.",
                                         f"kt train ... --name {run_name}")
             rows.append(run)
+        _same_configuration(name, rows)
         columns.append((name, rows))
     return columns
+
+
+def _same_configuration(label: str, runs: list[RunRow]) -> None:
+    """A group is one configuration over seeds: runs that differ in anything else are refused, by name."""
+    first = {k: v for k, v in runs[0].config.items() if k != "seed"}
+    for run in runs[1:]:
+        other = {k: v for k, v in run.config.items() if k != "seed"}
+        differing = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
+        if differing:
+            raise UsageError(
+                f"The group '{label}' mixes configurations: '{runs[0].name}' and '{run.name}' differ in "
+                f"{', '.join(differing)}, not only in the seed. Use a pattern that matches one configuration's "
+                "runs (e.g. NAME-s*, as kt train --seeds names them).")
 
 
 def _evaluation(store: Store, run: RunRow, settings: EvalSettings) -> str:
@@ -236,11 +249,12 @@ def _welch(first: list[float], second: list[float]) -> float | None:
     """Welch's t-test over seed means; None unless both sides have two seeds or more."""
     if len(first) < 2 or len(second) < 2:
         return None
-    if np.allclose(first, second):
-        return 1.0
     from scipy.stats import ttest_ind
 
-    return float(ttest_ind(second, first, equal_var=False).pvalue)
+    p = float(ttest_ind(second, first, equal_var=False).pvalue)
+    if np.isnan(p):  # no spread on either side: equal means are no difference, unequal ones undecidable
+        return 1.0 if np.isclose(np.mean(first), np.mean(second)) else None
+    return p
 
 
 def ordered_labels(labels: pd.Index) -> list[str]:

@@ -120,7 +120,9 @@ def _sample_negatives(truth: Truth, start: int, stop: int, per_positive: int, ki
     rows = stop - start
     used = _mask(truth.used[start:stop], n_items).numpy()
     used[:, 0] = True  # the padding item is never a candidate
-    if kind == "pop" and popularity is not None:
+    if kind == "pop":
+        if popularity is None:
+            raise ValueError("pop sampling needs the items' interaction counts")
         weights = popularity.astype(float)
         weights[0] = 0.0
     else:

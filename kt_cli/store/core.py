@@ -41,9 +41,9 @@ class StoreCore:
         path = Path(path)
         if not create and not path.is_file():
             raise StoreError(
-                f"There is no kt store at {path}. Commands that only read (kt runs, kt knowledge, kt compare, "
-                "kt eval, kt show) never create one: check --store or KT_STORE, or make the store with the first "
-                "kt profile, kt embed or kt train.")
+                f"There is no kt store at {path}. Commands that need an existing store (kt runs, kt knowledge, "
+                "kt compare, kt eval, kt show) never create one: check --store or KT_STORE, or make the store "
+                "with the first kt profile, kt embed or kt train.")
         path.parent.mkdir(parents=True, exist_ok=True)
         con = cls._connect(path, lock_timeout)
         store = cls(path, con)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,7 @@ class RunTables(StoreCore):
         return _loads(row[0]) if row and row[0] is not None else None
 
     def delete_run(self, name: str) -> None:
+        """The run, its epoch log and evaluations, and its folder of files (weights, checkpoint)."""
         with self.transaction():
             evals = [e for (e,) in self._con.execute(
                 "SELECT eval_id FROM evaluations WHERE run = ?", [name]).fetchall()]
@@ -75,6 +78,14 @@ class RunTables(StoreCore):
                 self._con.execute(f"DELETE FROM {table} WHERE eval_id IN (SELECT unnest(?))", [evals])
             self._con.execute("DELETE FROM epochs WHERE run = ?", [name])
             self._con.execute("DELETE FROM runs WHERE name = ?", [name])
+        shutil.rmtree(self.run_folder(name), ignore_errors=True)
+
+    def match_runs(self, pattern: str) -> list[str]:
+        """Run names matching a glob (``base-s*``), sorted; a name without glob characters matches itself."""
+        known = self.run_names()
+        if any(c in pattern for c in "*?["):
+            return sorted(fnmatch.filter(known, pattern))
+        return [pattern] if pattern in known else []
 
     def replace_epochs(self, run: str, records: Sequence[dict[str, Any]]) -> None:
         """Make the run's epoch log exactly ``records`` (written with each training checkpoint)."""

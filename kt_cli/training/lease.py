@@ -18,9 +18,20 @@ from typing import Any
 STALE_SECONDS = 600.0
 
 
+def _started(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), or None where /proc has no answer; with the
+    pid it names one process, so a pid reused after a restart is not mistaken for the holder."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
 def mine() -> dict[str, Any]:
     """A lease for this process, stamped now."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "beat": time.time()}
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "started": _started(pid), "beat": time.time()}
 
 
 def alive(owner: dict[str, Any] | None) -> bool:
@@ -37,7 +48,8 @@ def alive(owner: dict[str, Any] | None) -> bool:
             return False
         except PermissionError:  # exists, owned by another user
             return True
-        return True
+        recorded, now = owner.get("started"), _started(pid)
+        return recorded is None or now is None or recorded == now
     return time.time() - float(owner.get("beat", 0.0)) < STALE_SECONDS
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib.util
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,25 @@ def _properties() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "properties"
 
 
+class _RecBoleLoader(yaml.SafeLoader):
+    """YAML as RecBole reads its property files: ``1e-05`` is a float (plain YAML 1.1 wants ``1.0e-05``)."""
+
+
+_RecBoleLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
 def _load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_RecBoleLoader) or {}
     return data if isinstance(data, dict) else {}
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -141,8 +140,9 @@ def train(
         if existing and existing.status == "running" and lease.alive(holder):
             raise UsageError(f"Run '{name}' is being trained right now by {lease.describe(holder)}. Wait for "
                              "it to finish (kt runs shows its status), or train under another --name.")
-        replace_run = force or (existing is not None and existing.config_hash != digest
-                                and existing.status in ("failed", "interrupted"))
+        unfinished = existing is not None and (existing.status in ("failed", "interrupted")
+                                               or existing.status == "running")  # its holder is dead (checked above)
+        replace_run = force or (unfinished and existing.config_hash != digest)
         if existing and not replace_run:
             if existing.config_hash != digest:
                 raise UsageError(
@@ -156,7 +156,6 @@ def train(
         inputs = read_inputs(store, config)
         if existing and replace_run:
             store.delete_run(name)
-            shutil.rmtree(folder, ignore_errors=True)
         store.start_run(RunRow(
             name=name, dataset=config.dataset, split_id=inputs.split_id, model=config.model,
             knowledge=config.knowledge, config=config.to_dict(), config_hash=digest, seed=config.seed,
