@@ -54,7 +54,7 @@ def measure(store_path: Path, model: str, epochs: int, work: Path) -> dict:
         for arm in order:
             session = sessions[arm]
             tick = time.perf_counter()
-            train_epoch(session, optimizers[arm], kt_config.alpha)
+            train_epoch(session, optimizers[arm])
             if round_:  # the first round warms caches and allocators
                 seconds[arm].append(time.perf_counter() - tick)
     base, hooked = np.median(seconds["baseline"]), np.median(seconds["llm-kt"])

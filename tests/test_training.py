@@ -61,7 +61,7 @@ def test_hooked_rows_belong_to_the_aligned_users(store_path, tmp_path, model, la
     session = _session(store_path, tmp_path, config)
     batch = next(iter(session.parts.train_data))
     with torch.no_grad():
-        _, hidden, ids = session.hooked_rows(batch)
+        _, hidden, ids = session.method.hooked_rows(batch)
     assert len(ids) == hidden.shape[0] > 0
     if model == "multvae":  # input rows are the users' (dropped-out) training histories
         history = session.model.get_rating_matrix(ids) > 0
@@ -78,19 +78,19 @@ def test_hooked_rows_belong_to_the_aligned_users(store_path, tmp_path, model, la
 @pytest.mark.parametrize(("model", "width"), [("neumf", 64), ("simplex", 64), ("multvae", 64)])
 def test_default_layers_match_the_reference_widths(store_path, tmp_path, model, width) -> None:
     session = _session(store_path, tmp_path, TrainConfig(model=model, knowledge="vec", **FAST))
-    assert session.dry_hidden().shape[1] == width
+    assert session.method.dry_hidden().shape[1] == width
 
 
 def test_users_without_vectors_are_masked_and_counted(store_path, tmp_path) -> None:
     config = TrainConfig(model="neumf", knowledge="vec", **FAST)
     session = _session(store_path, tmp_path, config, users=range(1, 944, 2))  # odd user ids only
     batch = next(iter(session.parts.train_data))
-    _, _, ids = session.hooked_rows(batch)
+    _, _, ids = session.method.hooked_rows(batch)
     external = session.parts.external_ids("user")[ids.numpy()].astype(int)
     _, recon, used, masked = session.batch_loss(batch)
     assert recon is not None and torch.isfinite(recon)
     assert used == int((external % 2 == 1).sum()) and masked == int((external % 2 == 0).sum())
-    assert session.coverage["users_without_vector"] == 943 - 472
+    assert session.method.coverage["users_without_vector"] == 943 - 472
 
 
 def test_width_mismatch_is_a_clear_error(store_path, tmp_path) -> None:
@@ -245,7 +245,7 @@ def test_rescaled_targets_are_centred_at_the_given_norm_and_keep_the_mask() -> N
 def test_target_scale_layer_matches_the_hooked_layer_at_initialisation(store_path, tmp_path) -> None:
     config = TrainConfig(model="multvae", knowledge="vec", target_scale="layer", **FAST)
     session = _session(store_path, tmp_path, config)
-    hidden_norm = float(session.dry_hidden().norm(dim=1).mean())
+    hidden_norm = float(session.method.dry_hidden().norm(dim=1).mean())
     target_norm = float(session.targets.vectors[session.targets.present].norm(dim=1).mean())
     assert abs(target_norm / hidden_norm - 1) < 0.2  # one batch against all users: close, not equal
     with pytest.raises(UsageError, match="--target-scale must be one of none, layer"):

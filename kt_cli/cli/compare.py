@@ -45,7 +45,7 @@ def _rows(result: Comparison) -> list[list[str]]:
 def _p_headers(result: Comparison) -> list[str]:
     """p-value columns per compared run or group, named after it when there are several."""
     kinds = ["p users", "p seeds"] if result.grouped else ["p-value"]
-    if result.test == "bootstrap":
+    if result.test.startswith("bootstrap"):
         kinds[0] += " [95% CI of diff]"
     others = result.runs[1:]
     return kinds if len(others) == 1 else [f"{kind} {run}" for run in others for kind in kinds]
@@ -64,8 +64,9 @@ def _caption(result: Comparison) -> str:
                   "over the runs, 'p seeds' is Welch's t-test over run means")
     correction = "" if result.correction == "none" else \
         f"; p adjusted by {result.correction} over the {len(result.rows)} metrics"
+    scored = "labelled samples" if result.task == "ctr" else result.settings["mode"]
     return (f"{result.dataset}, split {result.split} ({result.split_id}), {result.settings['part']} "
-            f"({result.settings['mode']}), {result.slice}: {result.n_users} users; paired {result.test} "
+            f"({scored}), {result.slice}: {result.n_users} users; paired {result.test} "
             f"vs {result.runs[0]}{correction}, * = {'p users and p seeds both' if result.grouped else 'p-value'} < "
             f"{ALPHA}{groups}")
 

@@ -30,7 +30,8 @@ def eval_runs(
     store: options.Store = options.DEFAULT_STORE,
     json: options.Json = False,
 ) -> None:
-    """Evaluate runs: NDCG, Hit, Recall, MRR, Precision at each K, for all users and the sparse slice."""
+    """Evaluate runs, for all users and the sparse slice: ranking runs by NDCG, Hit, Recall, MRR, Precision at each
+    K; CTR runs by AUC (with a bootstrap interval over users), GAUC and LogLoss on their labelled samples."""
     settings = EvalSettings(ks=parse_ks(k), mode=mode, part=part, sparse_below=sparse_below, seed=seed)
     if per_user is not None:
         if per_user.suffix not in EXPORTS:
@@ -55,16 +56,20 @@ def eval_runs(
     if per_user is not None:
         _export(store, [r.eval_id for r in results], runs, per_user)
     if json:
-        return emit_json([{"run": r.run, "cached": r.cached, "metrics": r.metrics.to_dict(orient="records")}
+        return emit_json([{"run": r.run, "task": r.task, "cached": r.cached, "metrics": r.metrics.to_dict(orient="records")}
                           for r in results])
     for result in results:
-        wide = result.metrics.assign(label=result.metrics["metric"] + "@" + result.metrics["k"].astype(str))
+        ctr = result.task == "ctr"
+        wide = result.metrics.assign(label=result.metrics["metric"] if ctr else
+                                     result.metrics["metric"] + "@" + result.metrics["k"].astype(str))
         slices = list(dict.fromkeys(wide["slice"]))
         pivot = wide.pivot(index="label", columns="slice", values="value")
         users = wide.groupby("slice")["n_users"].first()
         table(["metric"] + [f"{s} ({users[s]} users)" for s in slices],
               [[label] + [pivot.loc[label, s] for s in slices] for label in ordered_labels(pivot.index)],
-              title=f"{result.run}: {part} split, {mode} ranking" + (" (stored)" if result.cached else ""))
+              title=f"{result.run}: {part} split, " + ("labelled samples (CTR; auc_ci95: bootstrap over users)"
+                                                       if ctr else f"{mode} ranking")
+              + (" (stored)" if result.cached else ""))
     note("Compare runs with: kt compare " + " ".join(runs))
 
 

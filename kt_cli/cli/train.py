@@ -12,8 +12,9 @@ from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note, stderr, table
 from kt_cli.errors import UsageError
 from kt_cli.store import Store
+from kt_cli.methods import METHODS
 from kt_cli.training.config import RESERVED_KEYS, TrainConfig, check_inputs, check_run_name, default_run_name
-from kt_cli.training.models import MODELS, get_model_spec
+from kt_cli.training.models import get_model_spec, models_for
 from kt_cli.training.recbole_settings import known_settings
 
 
@@ -42,11 +43,36 @@ def _overrides(config_file: Optional[Path], settings: list[str]) -> dict:
     return values
 
 
+def _method_options(settings: list[str]) -> dict:
+    """--method-set key=value pairs (values parsed as YAML, so 4 is an int and 0.1 a float)."""
+    values: dict = {}
+    for item in settings:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--method-set takes key=value (e.g. --method-set shared_experts=3), not '{item}'.")
+        values[key.strip()] = yaml.safe_load(raw)
+    return values
+
+
 
 def train(
-    model: Annotated[str, typer.Option(help=f"RecBole model: {', '.join(MODELS)}.")] = "multvae",
+    model: Annotated[str, typer.Option(help=f"RecBole model. Ranking: {', '.join(models_for('ranking'))}; CTR "
+                                            f"(labels from ratings, AUC): {', '.join(models_for('ctr'))}.")] = "multvae",
     dataset: options.Dataset = "ml-100k",
-    knowledge: Annotated[Optional[str], typer.Option(help="Knowledge set to transfer; omit for the baseline.")] = None,
+    knowledge: Annotated[Optional[str], typer.Option(
+        help="Knowledge set for LLM-KT (reconstructed in --inject-layer); omit for the baseline.")] = None,
+    method: Annotated[Optional[str], typer.Option(
+        help="How knowledge enters: " + "; ".join(f"{k}: {m.summary}" for k, m in METHODS.items())
+             + " [default: llmkt with --knowledge, else none].")] = None,
+    user_knowledge: Annotated[Optional[str], typer.Option(
+        help="KAR: knowledge set of user vectors (e.g. embedded user profiles).")] = None,
+    item_knowledge: Annotated[Optional[str], typer.Option(
+        help="KAR: knowledge set of item vectors (e.g. embedded item profiles).")] = None,
+    method_set: Annotated[list[str], typer.Option(
+        "--method-set", help="Method option key=value (repeatable), e.g. KAR's shared_experts=2, "
+                             "dedicated_experts=6, expert_hidden=128, expert_out=32, dropout=0.")] = [],
+    label_threshold: Annotated[Optional[float], typer.Option(
+        help="CTR models: label = rating >= this [default: 4, as RecBole's ml-100k CTR config].")] = None,
     inject_layer: Annotated[Optional[str], typer.Option(
         help="Module path [:input|:output] to reconstruct knowledge in [default: the model's documented layer].")] = None,
     alpha: Annotated[float, typer.Option(help="Weight of the reconstruction loss, 0..1.")] = 0.5,
@@ -58,7 +84,9 @@ def train(
     distill_epochs: Annotated[int, typer.Option(help="Max epochs with the knowledge hook.")] = 100,
     finetune_epochs: Annotated[int, typer.Option(help="Max epochs after, without the hook, fresh optimizer.")] = 100,
     patience: Annotated[int, typer.Option(help="Stop a phase after this many epochs without improvement.")] = 10,
-    valid_metric: Annotated[str, typer.Option(help="Validation metric for early stopping.")] = "ndcg@10",
+    valid_metric: Annotated[Optional[str], typer.Option(
+        help="Validation metric for early stopping [default: ndcg@10 for ranking; auc for CTR, or gauc, "
+             "logloss].")] = None,
     split: options.Split = "0.7,0.1,0.2",
     split_order: options.SplitOrder = "time",
     split_seed: options.SplitSeed = 42,
@@ -80,13 +108,15 @@ def train(
     store: options.Store = options.DEFAULT_STORE,
     json: options.Json = False,
 ) -> None:
-    """Train a RecBole model; with --knowledge, reconstruct LLM knowledge in an intermediate layer."""
+    """Train a RecBole model: a baseline, LLM-KT (--knowledge: reconstruct LLM knowledge in an intermediate layer)
+    or KAR (--method kar: user and item knowledge as extra feature fields of a CTR model)."""
     settings = TrainConfig(
         dataset=dataset, model=model, knowledge=knowledge, inject_layer=inject_layer, alpha=alpha,
         recon_loss=recon_loss, project=project, target_scale=target_scale, distill_epochs=distill_epochs,
         finetune_epochs=finetune_epochs, patience=patience, valid_metric=valid_metric,
         split=split, split_order=split_order, split_seed=split_seed, seed=seed, device=device,
-        recbole=_overrides(config, set_),
+        recbole=_overrides(config, set_), method=method, user_knowledge=user_knowledge,
+        item_knowledge=item_knowledge, method_options=_method_options(method_set), label_threshold=label_threshold,
     )
     if list_settings:
         return _show_settings(settings, json)
@@ -121,7 +151,7 @@ def train(
                 tasks[record.phase] = progress.add_task(record.phase, total=total)
             recon = f" recon {record.recon_loss:.4f}" if record.recon_loss is not None else ""
             progress.update(tasks[record.phase], completed=record.epoch + 1, description=(
-                f"{record.phase:8} loss {record.model_loss:.4f}{recon} valid {valid_metric} "
+                f"{record.phase:8} loss {record.model_loss:.4f}{recon} valid {settings.valid_metric} "
                 f"{record.valid_metric:.4f}{' *' if record.best else '  '}"))
 
         try:
@@ -132,7 +162,7 @@ def train(
                 progress.stop()
         results.append(result)
         verb = {"cached": "Already trained", "resumed": "Resumed and trained", "trained": "Trained"}[result.status]
-        note(f"{verb} run '{result.name}': best valid {valid_metric} {result.summary['best_valid']:.4f} "
+        note(f"{verb} run '{result.name}': best valid {settings.valid_metric} {result.summary['best_valid']:.4f} "
              f"in {result.summary['seconds']:.1f}s. Next: kt eval {result.name}")
     if json:
         documents = [{"run": r.name, "status": r.status, **r.summary} for r in results]

@@ -27,8 +27,11 @@ import numpy as np
 import pandas as pd
 
 from kt_cli.errors import MissingInputError, UsageError
+from kt_cli.evaluation import ctr
 from kt_cli.evaluation.settings import METRICS, EvalSettings
 from kt_cli.store import RunRow, Store
+from kt_cli.tasks import TASKS
+from kt_cli.training.models import get_model_spec
 
 TESTS = ("ttest", "bootstrap")
 CORRECTIONS = ("holm", "bh", "none")
@@ -67,6 +70,7 @@ class Comparison:
     correction: str = "holm"
     members: dict[str, list[str]] = field(default_factory=dict)  # label -> the runs it averages
     rows: dict[str, list[Cell]] = field(default_factory=dict)  # "ndcg@10" -> one cell per column
+    task: str = "ranking"
 
     @property
     def grouped(self) -> bool:
@@ -183,11 +187,18 @@ def compare_runs(
         raise UsageError(f"--correct must be one of {', '.join(CORRECTIONS)}, not '{correct}'.")
     if len(names) < 1:
         raise UsageError("Name at least one run to compare (see kt runs).")
-    unknown = sorted(set(metrics or []) - set(METRICS))
-    if unknown:
-        raise UsageError(f"Unknown metric(s) {', '.join(unknown)} for --metrics. Valid metrics: {', '.join(METRICS)} "
-                         "(the cut-offs come from --k).")
     columns = _expand(store, names)
+    tasks = {get_model_spec(run.model).task: run.name for _, runs in columns for run in runs}
+    if len(tasks) > 1:
+        described = " and ".join(f"'{run}' is a {task} run" for task, run in tasks.items())
+        raise UsageError(f"{described}: ranking metrics and CTR metrics (AUC, LogLoss) measure different things on "
+                         "different samples, so these runs cannot be compared. Compare runs of one task.")
+    task = next(iter(tasks))
+    valid = TASKS[task].metrics or METRICS
+    unknown = sorted(set(metrics or []) - set(valid))
+    if unknown:
+        raise UsageError(f"Unknown metric(s) {', '.join(unknown)} for --metrics. Valid metrics for {task} runs: "
+                         f"{', '.join(valid)}" + (" (the cut-offs come from --k)." if task == "ranking" else "."))
     for index, (label, runs) in enumerate(columns):  # identical columns are an A/A control; overlaps mislead
         members = {r.name for r in runs}
         for other_label, other_runs in columns[:index]:
@@ -205,6 +216,8 @@ def compare_runs(
                     f"{store.split_label(first.split_id)} vs {run.dataset} split {store.split_label(run.split_id)}); "
                     "their metrics cannot be compared user by user. Retrain with the same --dataset and --split "
                     "options.")
+    if task == "ctr":
+        return _compare_ctr(store, columns, settings, max_train, metrics, correct, first)
     tables = [[_user_table(store, _evaluation(store, run, settings), settings.ks, max_train) for run in runs]
               for _, runs in columns]
     slice_name = "all" if max_train is None else f"n_train<{max_train}"
@@ -231,14 +244,75 @@ def compare_runs(
             delta = (values.mean() - base.mean()) / base.mean() * 100 if base.mean() else None
             cells.append(Cell(float(values.mean()), delta, p, ci, _std(seeds), _welch(base_seeds, seeds)))
         raw[label] = cells
-    for column in range(1, len(columns)):  # the family: every metric row tested for this column
+    comparison.rows.update(_adjusted(raw, len(columns), correct))
+    return comparison
+
+
+def _adjusted(raw: dict[str, list[Cell]], n_columns: int, correct: str) -> dict[str, list[Cell]]:
+    """Each compared column's p-values adjusted over its metric rows (the family)."""
+    labels = list(raw)
+    for column in range(1, n_columns):
         p_users = adjust([raw[label][column].p_value for label in labels], correct)
         p_seeds = adjust([raw[label][column].p_seeds for label in labels], correct)
         for label, p, ps in zip(labels, p_users, p_seeds):
             cell = raw[label][column]
             raw[label][column] = Cell(cell.value, cell.delta_pct, p, cell.ci95, cell.std, ps)
-    comparison.rows.update(raw)
-    return comparison
+    return raw
+
+
+def _compare_ctr(store: Store, columns: list[tuple[str, list[RunRow]]], settings: EvalSettings,
+                 max_train: int | None, metrics: list[str] | None, correct: str, first: RunRow) -> Comparison:
+    """CTR runs: AUC, GAUC and LogLoss from every stored sample score, tested by a paired bootstrap over users
+    (each resample recomputes every metric for every run on the same users' samples)."""
+    frames = [[(run, store.eval_samples(_evaluation(store, run, settings))) for run in runs] for _, runs in columns]
+    reference = frames[0][0][1]
+    keys = reference[["user_id", "item_id", "label"]].to_numpy()
+    for group in frames:
+        for run, frame in group:
+            if frame.empty:
+                raise MissingInputError(f"Run '{run.name}' has an evaluation without stored samples (made before kt "
+                                        "stored them).", f"kt eval {run.name} --force")
+            if len(frame) != len(keys) or not (frame[["user_id", "item_id", "label"]].to_numpy() == keys).all():
+                raise UsageError(
+                    f"Runs '{first.name}' and '{run.name}' were scored on different samples or labels (label "
+                    f"thresholds {first.config.get('label_threshold')} and {run.config.get('label_threshold')}), "
+                    "so they cannot be compared sample by sample. Train them with the same --label-threshold.")
+    keep = np.ones(len(keys), dtype=bool)
+    if max_train is not None:
+        n_train = store.eval_users(_evaluation(store, first, settings)).drop_duplicates("user_id")
+        sparse = set(n_train.loc[n_train["n_train"] < max_train, "user_id"])
+        keep = reference["user_id"].isin(sparse).to_numpy()
+        if not keep.any():
+            raise UsageError(f"No evaluated user falls in the slice n_train<{max_train}; widen --max-train.")
+    users, labels = reference["user_id"].to_numpy()[keep], reference["label"].to_numpy(np.float64)[keep]
+    scored = [[f["score"].to_numpy(np.float64)[keep] for _, f in group] for group in frames]
+    stats = [[ctr.UserStats.build(users, labels, s) for s in group] for group in scored]
+    counts = ctr.user_counts(len(stats[0][0].users))
+    points = [[ctr.point_values(labels, s, st) for s, st in zip(g, gs)] for g, gs in zip(scored, stats)]
+    draws = [np.mean([list(ctr.resampled(labels, s, st, counts).values()) for s, st in zip(g, gs)], axis=0)
+             for g, gs in zip(scored, stats)]  # [column] -> [metric, resample], averaged over the column's runs
+    names = [m for m in ("auc", "gauc", "logloss") if metrics is None or m in metrics]
+    raw: dict[str, list[Cell]] = {}
+    for metric in names:
+        row = ("auc", "gauc", "logloss").index(metric)
+        runs_values = [[p[metric] for p in column] for column in points]
+        base = float(np.mean(runs_values[0]))
+        cells = [Cell(base, std=_std(runs_values[0]))]
+        for values, draw in zip(runs_values[1:], draws[1:]):
+            diff = draw[row] - draws[0][row]
+            diff = diff[~np.isnan(diff)]
+            share = min((diff <= 0).mean(), (diff >= 0).mean())  # 0 when no resample crosses zero: p < 2 / resamples
+            p = 1.0 if np.allclose(diff, 0) else float(min(1.0, max(2 * share, 2 / len(diff))))
+            ci = (float(np.percentile(diff, 2.5)), float(np.percentile(diff, 97.5)))
+            value = float(np.mean(values))
+            cells.append(Cell(value, (value - base) / base * 100 if base else None, p, ci, _std(values),
+                              _welch(runs_values[0], values)))
+        raw[metric] = cells
+    return Comparison([label for label, _ in columns], first.dataset, first.split_id, store.split_label(first.split_id),
+                      settings.to_dict(), "all" if max_train is None else f"n_train<{max_train}",
+                      len(stats[0][0].users), f"bootstrap over users ({len(counts)} resamples)", correct,
+                      {label: [r.name for r in runs] for label, runs in columns}, _adjusted(raw, len(columns), correct),
+                      task="ctr")
 
 
 def _std(seed_means: list[float]) -> float | None:
@@ -258,6 +332,8 @@ def _welch(first: list[float], second: list[float]) -> float | None:
 
 
 def ordered_labels(labels: pd.Index) -> list[str]:
-    """Metric labels in a reading order: ndcg, recall, hit, mrr, precision, each by increasing k."""
-    order = {"ndcg": 0, "recall": 1, "hit": 2, "mrr": 3, "precision": 4}
-    return sorted(labels, key=lambda s: (order.get(s.split("@")[0], 9), int(s.split("@")[1])))
+    """Metric labels in a reading order: ndcg, recall, hit, mrr, precision, each by increasing k (CTR: auc and
+    its interval, gauc, logloss)."""
+    order = {"ndcg": 0, "recall": 1, "hit": 2, "mrr": 3, "precision": 4,
+             "auc": 0, "auc_ci95_low": 1, "auc_ci95_high": 2, "gauc": 3, "logloss": 4, "users_one_class": 5}
+    return sorted(labels, key=lambda s: (order.get(s.split("@")[0], 9), int(s.partition("@")[2] or 0)))

@@ -13,15 +13,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from kt_cli.errors import MissingInputError, UsageError
-from kt_cli.evaluation.settings import PARTS, EvalSettings
+from kt_cli.evaluation.settings import EvalSettings
 from kt_cli.store import Store
 from kt_cli.training.config import TrainConfig
 from kt_cli.training.session import Session, read_inputs
+
 
 @dataclass(frozen=True)
 class EvalResult:
@@ -30,10 +30,7 @@ class EvalResult:
     cached: bool
     metrics: pd.DataFrame  # slice, metric, k, value, n_users
     seconds: float
-
-
-def sparse_slice(below: int) -> str:
-    return f"n_train<{below}"
+    task: str = "ranking"
 
 
 def evaluate_run(store_path: Path, run: str, settings: EvalSettings = EvalSettings(), *,
@@ -55,11 +52,16 @@ def evaluate_run(store_path: Path, run: str, settings: EvalSettings = EvalSettin
                 f"Run '{run}' has not finished training (status: {row.status}), so it has no final weights yet. "
                 f"Finish it by running the same kt train command again (it resumes from its checkpoint); kt show "
                 f"{run} shows how far it got.")
+        config = TrainConfig.from_dict(row.config)
+        task = config.task_spec.key
+        if task == "ctr" and settings.mode != "full":
+            raise UsageError(f"Run '{run}' is a CTR run ({config.model}): it is scored by AUC, LogLoss and GAUC "
+                             f"on its labelled {settings.part} samples, so --mode {settings.mode} (sampled ranking) "
+                             "does not apply. Drop --mode.")
         eval_id = store.evaluation_id(run, key)
         if eval_id and not force:
-            return EvalResult(run, eval_id, True, store.eval_metrics(eval_id), 0.0)
-        config = TrainConfig.from_dict(row.config)
-        inputs = read_inputs(store, config, with_knowledge=False)
+            return EvalResult(run, eval_id, True, store.eval_metrics(eval_id), 0.0, task)
+        inputs = read_inputs(store, config, with_knowledge=config.method_spec.at_inference)
         if inputs.split_id != row.split_id:
             raise UsageError(
                 f"Dataset {config.dataset} has changed since run '{run}' was trained (its split "
@@ -72,25 +74,14 @@ def evaluate_run(store_path: Path, run: str, settings: EvalSettings = EvalSettin
     session = Session(config, inputs, folder)
     weights = torch.load(folder / "model.pt", map_location=session.parts.device, weights_only=True)
     session.model.load_state_dict(weights["model"])
-    truth = session.truth(PARTS[settings.part])
-    values = session.evaluate(truth, settings.ks, mode=settings.mode, seed=settings.seed)
-    external = session.parts.external_ids("user")[truth.users]
-    counts = session.n_train()
-    n_train = np.array([counts.get(int(u), 0) for u in truth.users])
-    per_user = pd.concat([
-        pd.DataFrame({"user_id": external, "n_train": n_train, "metric": metric, "k": k, "value": v})
-        for (metric, k), v in values.items()
-    ], ignore_index=True)
-    sparse = n_train < settings.sparse_below
-    aggregates = pd.DataFrame([
-        {"slice": name, "metric": metric, "k": k, "value": float(v[mask].mean()) if mask.any() else None,
-         "n_users": int(mask.sum())}
-        for (metric, k), v in values.items()
-        for name, mask in (("all", np.ones_like(sparse)), (sparse_slice(settings.sparse_below), sparse))
-    ])
+    if config.method_spec.at_inference:
+        session.attach_knowledge()
+        session.method.load_state_dict(weights.get("method"))
+        session.method.prepare_inference()
+    tables = session.task.evaluate(session, settings)
     seconds = time.perf_counter() - started
     eval_id = "e" + hashlib.sha256(f"{run}|{json.dumps(key, sort_keys=True)}".encode()).hexdigest()[:11]
     with Store.open(store_path) as store:
-        store.save_evaluation(eval_id, run, key, per_user, aggregates, seconds)
+        store.save_evaluation(eval_id, run, key, tables.per_user, tables.aggregates, seconds, tables.samples)
         metrics = store.eval_metrics(eval_id)
-    return EvalResult(run, eval_id, False, metrics, seconds)
+    return EvalResult(run, eval_id, False, metrics, seconds, task)

@@ -64,10 +64,13 @@ class DataTables(StoreCore):
         ).df()
 
     def item_fields(self, dataset: str) -> dict[str, dict[str, str]]:
-        rows = self._con.execute(
-            "SELECT item_id, fields FROM items WHERE dataset = ?", [dataset]
-        ).fetchall()
-        return {item_id: _loads(fields) for item_id, fields in rows}
+        return self.side_fields(dataset, "item")
+
+    def side_fields(self, dataset: str, entity: str) -> dict[str, dict[str, str]]:
+        """Each user's (or item's) columns of the dataset's ``.user`` (``.item``) file, by id."""
+        table, column = {"user": ("users", "user_id"), "item": ("items", "item_id")}[entity]
+        rows = self._con.execute(f"SELECT {column}, fields FROM {table} WHERE dataset = ?", [dataset]).fetchall()
+        return {entity_id: _loads(fields) for entity_id, fields in rows}
 
     def entity_ids(self, dataset: str, entity: str) -> set[str]:
         """All user (or item) ids that occur in the dataset's interactions."""

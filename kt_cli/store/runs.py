@@ -16,6 +16,8 @@ from kt_cli.store.core import StoreCore
 from kt_cli.store.rows import RunRow, _loads, _now
 
 
+EVAL_TABLES = ("eval_metrics", "eval_users", "eval_samples", "evaluations")
+
 class RunTables(StoreCore):
     # ------------------------------------------------------------------ runs
     def run(self, name: str) -> RunRow | None:
@@ -74,7 +76,7 @@ class RunTables(StoreCore):
         with self.transaction():
             evals = [e for (e,) in self._con.execute(
                 "SELECT eval_id FROM evaluations WHERE run = ?", [name]).fetchall()]
-            for table in ("eval_metrics", "eval_users", "evaluations"):
+            for table in EVAL_TABLES:
                 self._con.execute(f"DELETE FROM {table} WHERE eval_id IN (SELECT unnest(?))", [evals])
             self._con.execute("DELETE FROM epochs WHERE run = ?", [name])
             self._con.execute("DELETE FROM runs WHERE name = ?", [name])
@@ -123,10 +125,12 @@ class RunTables(StoreCore):
         per_user: pd.DataFrame,
         aggregates: pd.DataFrame,
         seconds: float,
+        samples: pd.DataFrame | None = None,
     ) -> None:
-        """``per_user``: user_id, n_train, metric, k, value; ``aggregates``: slice, metric, k, value, n_users."""
+        """``per_user``: user_id, n_train, metric, k, value; ``aggregates``: slice, metric, k, value, n_users;
+        ``samples`` (CTR): user_id, item_id, label, score of every scored sample, for tests over users."""
         with self.transaction():
-            for table in ("eval_metrics", "eval_users", "evaluations"):
+            for table in EVAL_TABLES:
                 self._con.execute(f"DELETE FROM {table} WHERE eval_id = ?", [eval_id])
             self._con.execute(
                 "INSERT INTO evaluations VALUES (?, ?, ?, ?, ?, ?)",
@@ -135,6 +139,8 @@ class RunTables(StoreCore):
             )
             self._insert_frame("eval_users", per_user.assign(eval_id=eval_id))
             self._insert_frame("eval_metrics", aggregates.assign(eval_id=eval_id))
+            if samples is not None:
+                self._insert_frame("eval_samples", samples.assign(eval_id=eval_id))
 
     def evaluations(self, run: str) -> list[tuple[str, dict[str, Any]]]:
         """Every stored evaluation of ``run``: (eval_id, settings), oldest first."""
@@ -148,6 +154,12 @@ class RunTables(StoreCore):
             "ORDER BY slice, metric, k",
             [eval_id],
         ).df()
+
+    def eval_samples(self, eval_id: str) -> pd.DataFrame:
+        """A CTR evaluation's scored samples (user_id, item_id, label, score), in a fixed order."""
+        return self._con.execute(
+            "SELECT user_id, item_id, label, score FROM eval_samples WHERE eval_id = ? ORDER BY user_id, item_id",
+            [eval_id]).df()
 
     def eval_users(self, eval_id: str) -> pd.DataFrame:
         return self._con.execute(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SCHEMA_VERSION = 4
 DEFAULT_STORE = Path("kt.duckdb")
 
 # Never edit a released migration; add the next number.
@@ -59,4 +58,8 @@ MIGRATIONS: dict[int, str] = {
     4: """
     ALTER TABLE runs ADD COLUMN owner JSON;
     """,
+    5: """
+    CREATE TABLE eval_samples (eval_id VARCHAR, user_id VARCHAR, item_id VARCHAR, label FLOAT, score DOUBLE);
+    """,
 }
+SCHEMA_VERSION = max(MIGRATIONS)

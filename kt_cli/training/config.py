@@ -15,8 +15,9 @@ from typing import Any
 
 from kt_cli.datasets.splits import SplitSpec, parse_split
 from kt_cli.errors import MissingInputError, UsageError
-from kt_cli.evaluation.settings import parse_metric
-from kt_cli.training.models import get_model_spec
+from kt_cli.methods import MethodSpec, get_method
+from kt_cli.tasks import TaskSpec, get_task
+from kt_cli.training.models import get_model_spec, models_for
 from kt_cli.store import KnowledgeSetRow, Store
 from kt_cli.training.recbole_settings import check_settings
 
@@ -29,6 +30,13 @@ RESERVED_KEYS = frozenset({
     "data_path", "dataset", "benchmark_filename", "load_col", "USER_ID_FIELD", "ITEM_ID_FIELD",
     "checkpoint_dir", "seed", "epochs", "eval_args", "show_progress", "state", "use_gpu", "gpu_id",
 })
+# ... and for CTR models, the label and the samples: kt labels every interaction itself (tasks/ctr.py).
+CTR_RESERVED_KEYS = frozenset({"LABEL_FIELD", "threshold", "train_neg_sample_args", "numerical_features"})
+# Fields added after runs were first stored: left out of the stored dict (and so of the hash) while unset, so
+# every run stored before them keeps its configuration hash.
+OPTIONAL_FIELDS = ("method", "user_knowledge", "item_knowledge", "method_options", "label_threshold")
+KNOWLEDGE_ENTITY = {"knowledge": None, "user_knowledge": "user", "item_knowledge": "item"}
+DEFAULT_THRESHOLD = 4.0  # RecBole's ml-100k CTR label: rating >= 4
 
 
 @dataclass(frozen=True)
@@ -46,19 +54,26 @@ class TrainConfig:
     distill_epochs: int = 100
     finetune_epochs: int = 100
     patience: int = 10
-    valid_metric: str = "ndcg@10"
+    valid_metric: str | None = None  # None: the task's default (ndcg@10 for ranking, auc for CTR)
     split: str = "0.7,0.1,0.2"  # ratios, or "loo"
     split_order: str = "time"
     split_seed: int = 42
     seed: int = 42
     device: str = "cpu"
     recbole: dict[str, Any] = field(default_factory=dict)
+    method: str | None = None  # None: llmkt with --knowledge, else the baseline
+    user_knowledge: str | None = None  # KAR's user (preference reasoning) set
+    item_knowledge: str | None = None  # KAR's item (factual) set
+    method_options: dict[str, Any] = field(default_factory=dict)
+    label_threshold: float | None = None  # CTR label: rating >= threshold (set to the default for CTR models)
 
     def __post_init__(self) -> None:
         # Canonical registry key, so --model NeuMF and --model neumf are the same run.
         object.__setattr__(self, "model", get_model_spec(self.model).key)
         object.__setattr__(self, "split_order", self.split_order.strip().lower())
-        object.__setattr__(self, "valid_metric", self.valid_metric.strip().lower())
+        object.__setattr__(self, "valid_metric",
+                           self.task_spec.parse_valid_metric(self.valid_metric or self.task_spec.default_valid_metric))
+        self._check_method()
         if not 0 <= self.alpha <= 1:
             raise UsageError(f"--alpha must be between 0 and 1, got {self.alpha}.")
         if self.recon_loss not in RECON_LOSSES:
@@ -78,16 +93,58 @@ class TrainConfig:
             )
         if self.knowledge is None and self.inject_layer is not None:
             raise UsageError("--inject-layer needs --knowledge: without knowledge vectors nothing is injected.")
-        reserved = sorted(RESERVED_KEYS & set(self.recbole))
+        reserved = sorted((RESERVED_KEYS | (CTR_RESERVED_KEYS if self.task_spec.key == "ctr" else set()))
+                          & set(self.recbole))
         if reserved:
             raise UsageError(
                 f"RecBole setting(s) {', '.join(reserved)} are managed by kt; use kt's own options "
-                "(--seed, --distill-epochs/--finetune-epochs, --split, --device) instead."
+                "(--seed, --distill-epochs/--finetune-epochs, --split, --device, --label-threshold) instead."
             )
         self.split_spec  # validates the split options
-        parse_metric(self.valid_metric)
         if self.device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", self.device):
             raise UsageError(f"--device must be cpu, cuda or cuda:N, not '{self.device}'.")
+
+    def _check_method(self) -> None:
+        """The method exists, serves this model's task, and gets exactly the knowledge options it reads."""
+        auto = "llmkt" if self.knowledge is not None else "none"
+        if self.method == auto:
+            object.__setattr__(self, "method", None)  # the same run whether or not --method was spelled out
+        spec = self.method_spec
+        task = self.task_spec.key
+        if task not in spec.tasks:
+            valid = ", ".join(m for t in spec.tasks for m in models_for(t))
+            raise UsageError(f"Method '{spec.key}' ({spec.summary}) needs a model of the {' or '.join(spec.tasks)} "
+                             f"task: {valid}. '{self.model}' is a {task} model.")
+        given = [name for name in KNOWLEDGE_ENTITY if getattr(self, name) is not None]
+        foreign = [name for name in given if name not in spec.knowledge]
+        if foreign:
+            options = ", ".join("--" + n.replace("_", "-") for n in foreign)
+            wanted = ", ".join("--" + n.replace("_", "-") for n in spec.knowledge) or "no knowledge"
+            raise UsageError(f"{options} {'is' if len(foreign) == 1 else 'are'} not read by method '{spec.key}', "
+                             f"which takes {wanted}. " + ("Use --method kar for user and item knowledge sets."
+                                                          if spec.key != "kar" else ""))
+        if spec.knowledge and not given:
+            wanted = " and/or ".join("--" + n.replace("_", "-") for n in spec.knowledge)
+            raise UsageError(f"Method '{spec.key}' needs {wanted} (knowledge sets, see kt knowledge).")
+        object.__setattr__(self, "method_options", spec.check_options(dict(self.method_options)))
+        if task == "ctr":
+            object.__setattr__(self, "label_threshold", float(self.label_threshold if self.label_threshold
+                                                             is not None else DEFAULT_THRESHOLD))
+        elif self.label_threshold is not None:
+            raise UsageError(f"--label-threshold makes CTR labels; '{self.model}' is a {task} model "
+                             f"(CTR models: {', '.join(models_for('ctr'))}).")
+
+    @property
+    def method_spec(self) -> MethodSpec:
+        return get_method(self.method or ("llmkt" if self.knowledge is not None else "none"))
+
+    @property
+    def task_spec(self) -> TaskSpec:
+        return get_task(get_model_spec(self.model).task)
+
+    def knowledge_sets(self) -> dict[str, str]:
+        """The knowledge sets this run reads, by config field (knowledge, user_knowledge, item_knowledge)."""
+        return {name: getattr(self, name) for name in KNOWLEDGE_ENTITY if getattr(self, name) is not None}
 
     @property
     def split_spec(self) -> SplitSpec:
@@ -101,7 +158,11 @@ class TrainConfig:
         return replace(self, recbole=recbole)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        for name in OPTIONAL_FIELDS:
+            if data[name] in (None, {}):
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -128,25 +189,33 @@ def check_run_name(name: str) -> str:
 
 
 def default_run_name(config: TrainConfig) -> str:
-    return f"{config.model}-{'kt' if config.knowledge else 'base'}-{config.digest()[:6]}"
+    tag = {"none": "base", "llmkt": "kt"}.get(config.method_spec.key, config.method_spec.key)
+    return f"{config.model}-{tag}-{config.digest()[:6]}"
 
 
-def check_inputs(store: Store, config: TrainConfig) -> KnowledgeSetRow | None:
-    """The dataset exists (a built-in one is imported) and so does the knowledge set; returns the set.
+def check_inputs(store: Store, config: TrainConfig) -> dict[str, KnowledgeSetRow]:
+    """The dataset exists (a built-in one is imported) and so does every knowledge set the run reads, for
+    the right entity; returns the sets by config field.
 
     Cheap (no torch, no RecBole), so a mistyped name is reported at once, before a run is created."""
     from kt_cli.datasets.registry import ensure_dataset
 
     ensure_dataset(store, config.dataset)
-    if config.knowledge is None:
-        return None
-    row = store.knowledge_set(config.dataset, config.knowledge)
-    if row is None:
-        names = [k.name for k in store.knowledge_sets(config.dataset)]
-        available = f" Sets for {config.dataset}: {', '.join(names)}." if names else ""
-        raise MissingInputError(
-            f"There is no knowledge set '{config.knowledge}' for dataset {config.dataset}.{available}",
-            f"kt embed --dataset {config.dataset} --from-file FILE --name {config.knowledge}  "
-            f"(or kt reduce --dataset {config.dataset} --from SET)",
-        )
-    return row
+    rows = {}
+    for option, name in config.knowledge_sets().items():
+        row = store.knowledge_set(config.dataset, name)
+        flag = "--" + option.replace("_", "-")
+        if row is None:
+            names = [k.name for k in store.knowledge_sets(config.dataset)]
+            available = f" Sets for {config.dataset}: {', '.join(names)}." if names else ""
+            raise MissingInputError(
+                f"There is no knowledge set '{name}' ({flag}) for dataset {config.dataset}.{available}",
+                f"kt embed --dataset {config.dataset} --from-file FILE --name {name}  "
+                f"(or kt embed --profiles SET, or kt reduce --dataset {config.dataset} --from SET)",
+            )
+        wanted = KNOWLEDGE_ENTITY[option]
+        if wanted is not None and row.entity != wanted:
+            raise UsageError(f"{flag} {name} holds {row.entity} vectors; {flag} takes a set of {wanted} vectors "
+                             f"(see kt knowledge --dataset {config.dataset}).")
+        rows[option] = row
+    return rows

@@ -1,8 +1,13 @@
-"""The registry of RecBole models kt trains, with the layer each hooks by default.
+"""The registry of models kt trains: which task each serves and the layer LLM-KT hooks by default.
 
 RecBole finds models by scanning its packages for a class name; kt keeps an explicit list instead,
 so an unknown name gets an error that lists the valid ones, and every listed model is one the test
 suite trains. Default layers follow the LLM-KT reference (REFERENCE.md) where it defines one.
+
+``kind`` is RecBole's model type: ``general`` models rank items for users (the ranking task);
+``context`` models score labelled (user, item, features) samples (the CTR task) and accept extra
+feature fields, which is where KAR puts its knowledge. ``kar_hidden_from`` names modules of a context
+model that must not see KAR's fields (DeepFM's FM term: KAR feeds its DNN and first-order term only).
 """
 
 from __future__ import annotations
@@ -14,13 +19,23 @@ from kt_cli.errors import NotFoundError
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A RecBole general recommender and where knowledge is injected by default."""
+    """A RecBole recommender, the task it serves and where knowledge is injected by default."""
 
     key: str
     recbole_name: str
     default_layer: str
     note: str
+    kind: str = "general"  # RecBole's model type: general (ranking) or context (CTR)
+    kar_hidden_from: tuple[str, ...] = ()
 
+    @property
+    def task(self) -> str:
+        return {"general": "ranking", "context": "ctr"}[self.kind]
+
+
+_DEEP_TOWER = ("the deep tower's last hidden layer (the analogue of NeuMF's MLP tower output, which the reference "
+               "hooks); {width}-d with RecBole's defaults, its first 32 columns compared with a 32-d set, as the "
+               "paper reduced profiles to 32 for DCN and DeepFM")
 
 MODELS: dict[str, ModelSpec] = {
     spec.key: spec
@@ -35,9 +50,15 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("lightgcn", "LightGCN", "reg_loss:input",
                   "the batch users' layer-0 embeddings (64-d); LightGCN's propagation reads weights "
                   "directly, so its regulariser's input is the first per-user tensor a hook can see"),
+        ModelSpec("dcn", "DCN", "mlp_layers:output", _DEEP_TOWER.format(width=256), kind="context"),
+        ModelSpec("deepfm", "DeepFM", "mlp_layers:output", _DEEP_TOWER.format(width=128), kind="context",
+                  kar_hidden_from=("fm",)),
+        ModelSpec("widedeep", "WideDeep", "mlp_layers:output", _DEEP_TOWER.format(width=8) + " (narrower than 32: use --project linear)", kind="context"),
+        ModelSpec("xdeepfm", "xDeepFM", "mlp_layers:output", _DEEP_TOWER.format(width=128), kind="context"),
+        ModelSpec("autoint", "AutoInt", "mlp_layers:output", _DEEP_TOWER.format(width=128), kind="context"),
     )
 }
-ALIASES = {"multivae": "multvae"}
+ALIASES = {"multivae": "multvae", "wide&deep": "widedeep"}
 
 
 def get_model_spec(name: str) -> ModelSpec:
@@ -47,3 +68,8 @@ def get_model_spec(name: str) -> ModelSpec:
     if key not in MODELS:
         raise NotFoundError("model", name, MODELS)
     return MODELS[key]
+
+
+def models_for(task: str) -> list[str]:
+    """Registry keys of the models that serve ``task``."""
+    return [key for key, spec in MODELS.items() if spec.task == task]

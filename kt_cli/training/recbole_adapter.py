@@ -69,6 +69,7 @@ class RecBoleParts:
     dataset: Any
     train_data: Any
     model: torch.nn.Module
+    eval_sets: tuple[Any, Any] = (None, None)  # RecBole's validation and test datasets (their samples, joinable)
 
     @property
     def device(self) -> torch.device:
@@ -132,7 +133,7 @@ def build(spec: ModelSpec, config_dict: dict[str, Any], seed: int) -> RecBolePar
             config = Config(model=model_class, dataset=RECBOLE_DATASET, config_dict=config_dict)
             init_seed(seed, True)
             dataset = create_dataset(config)
-            train_data, _, _ = data_preparation(config, dataset)
+            train_data, valid_data, test_data = data_preparation(config, dataset)
             init_seed(seed, True)
             model = model_class(config, train_data.dataset).to(config["device"])
     except KtError:
@@ -142,7 +143,7 @@ def build(spec: ModelSpec, config_dict: dict[str, Any], seed: int) -> RecBolePar
             f"RecBole could not build {spec.recbole_name}: {type(e).__name__}: {e}. "
             "Check the --set/--config overrides against RecBole's documentation for this model."
         ) from e
-    return RecBoleParts(config, dataset, train_data, model)
+    return RecBoleParts(config, dataset, train_data, model, (valid_data.dataset, test_data.dataset))
 
 
 def interaction(fields: dict[str, torch.Tensor]) -> Interaction:

@@ -26,7 +26,6 @@ import torch
 
 from kt_cli import __version__
 from kt_cli.errors import Interrupted, UsageError
-from kt_cli.evaluation.settings import parse_metric
 from kt_cli.store import RunRow, Store, _now
 from kt_cli.training import lease
 from kt_cli.training.config import TrainConfig, check_run_name, default_run_name
@@ -183,12 +182,12 @@ def train(
     return TrainResult(name, "resumed" if resumed else "trained", summary)
 
 
-def train_epoch(session: Session, optimizer: torch.optim.Optimizer, alpha: float) -> dict[str, float]:
+def train_epoch(session: Session, optimizer: torch.optim.Optimizer) -> dict[str, float]:
     """One pass over the training data; returns the sums the epoch log averages.
 
-    While the hook is attached the loss is ``(1 - alpha) * model_loss + alpha * recon``; without it
-    (the baseline, the fine-tune phase) the very same loop runs on the model's loss alone. Public so
-    bench/hook_overhead.py times exactly what training runs.
+    The method combines the model's loss with its own term (LLM-KT while its hook is attached:
+    ``(1 - alpha) * model_loss + alpha * recon``); the baseline and the fine-tune phase run the very same
+    loop on the model's loss alone. Public so bench/hook_overhead.py times exactly what training runs.
     """
     model = session.model
     model.train()
@@ -197,13 +196,11 @@ def train_epoch(session: Session, optimizer: torch.optim.Optimizer, alpha: float
     for batch in session.parts.train_data:
         batch = batch.to(session.parts.device)
         optimizer.zero_grad()
-        model_loss, recon_loss, aligned, masked = session.batch_loss(batch)
-        if recon_loss is not None:
-            loss = (1 - alpha) * model_loss + alpha * recon_loss
-            totals["recon"] += float(recon_loss.detach())
+        model_loss, extra_loss, aligned, masked = session.batch_loss(batch)
+        loss = session.method.loss(model_loss, extra_loss)
+        if extra_loss is not None:
+            totals["recon"] += float(extra_loss.detach())
             totals["recon_batches"] += 1
-        else:
-            loss = model_loss
         loss.backward()
         if clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), **clip)
@@ -222,15 +219,12 @@ def _fit(
     started = time.perf_counter()
     session = Session(config, inputs, folder)
     session.attach_knowledge()
-    metric, k = parse_metric(config.valid_metric)
-    valid_truth = session.truth(1)
+    method = session.method
+    validate = session.task.validator(session, config.valid_metric)
+    sign = -1.0 if config.valid_metric in config.task_spec.lower_is_better else 1.0  # early stopping maximises
     model = session.model
 
-    def validate() -> float:
-        return float(session.evaluate(valid_truth, [k])[(metric, k)].mean())
-
-    first = "distill" if session.capture is not None else "train"
-    phases = [(first, config.distill_epochs), ("finetune", config.finetune_epochs)]
+    phases = [(method.first_phase, config.distill_epochs), ("finetune", config.finetune_epochs)]
     checkpoint = _Checkpoint(folder / "checkpoint.pt", digest)
     state = checkpoint.load()
     resumed = state is not None
@@ -238,8 +232,7 @@ def _fit(
     phase_results: list[dict[str, Any]] = state["phase_results"] if state else []
     if state:  # weights as of the checkpoint: mid-phase, or the best of the last finished phase
         model.load_state_dict(state["model"])
-        if session.recon is not None and state["recon"] is not None:
-            session.recon.load_state_dict(state["recon"])
+        method.load_state_dict(state.get("method", state.get("recon")))  # "recon": checkpoints before methods
         session.restore_rng(state["rng"])
 
     def flush(position: dict[str, Any]) -> None:
@@ -251,11 +244,10 @@ def _fit(
     for phase_index, (phase, max_epochs) in enumerate(phases):
         if max_epochs == 0 or (state and phase_index < state["phase"]):
             continue
-        if phase == "finetune":
-            session.detach_knowledge()
+        method.start_phase(phase)
         optimizer = build_optimizer(session.trainable(), session.parts.config)
-        best = {"score": -np.inf, "epoch": -1, "model": copy.deepcopy(model.state_dict()),
-                "recon": copy.deepcopy(session.recon.state_dict()) if session.recon else None}
+        best = {"score": -np.inf * sign, "epoch": -1, "model": copy.deepcopy(model.state_dict()),
+                "method": copy.deepcopy(method.state_dict())}
         start_epoch, bad = 0, 0
         if state and state["phase"] == phase_index and state["epoch"] >= 0:
             optimizer.load_state_dict(state["optimizer"])
@@ -265,13 +257,13 @@ def _fit(
         epoch = start_epoch - 1
         for epoch in range(start_epoch, max_epochs):
             tick = time.perf_counter()
-            totals = train_epoch(session, optimizer, config.alpha)
+            totals = train_epoch(session, optimizer)
             seconds = time.perf_counter() - tick
             score = validate()
-            improved = score > best["score"]
+            improved = sign * score > sign * best["score"]
             if improved:
                 best = {"score": score, "epoch": epoch, "model": copy.deepcopy(model.state_dict()),
-                        "recon": copy.deepcopy(session.recon.state_dict()) if session.recon else None}
+                        "method": copy.deepcopy(method.state_dict())}
                 bad = 0
             else:
                 bad += 1
@@ -286,31 +278,32 @@ def _fit(
             stop = bad >= config.patience
             if time.perf_counter() - last_flush > CHECKPOINT_SECONDS and not stop:
                 flush({"phase": phase_index, "epoch": epoch, "model": model.state_dict(),
-                       "recon": session.recon.state_dict() if session.recon else None,
+                       "method": method.state_dict(),
                        "optimizer": optimizer.state_dict(), "best": best, "bad": bad,
                        "rng": session.rng_state()})
                 last_flush = time.perf_counter()
             if stop:
                 break
         model.load_state_dict(best["model"])
-        if session.recon is not None and best["recon"] is not None:
-            session.recon.load_state_dict(best["recon"])
+        method.load_state_dict(best.get("method", best.get("recon")))
         phase_results.append({"phase": phase, "best_valid": best["score"], "best_epoch": best["epoch"],
                               "epochs": epoch + 1})
         flush({"phase": phase_index + 1, "epoch": -1, "model": model.state_dict(),
-               "recon": session.recon.state_dict() if session.recon else None, "rng": session.rng_state()})
+               "method": method.state_dict(), "rng": session.rng_state()})
 
-    torch.save({"model": model.state_dict(),
-                "projection": session.recon.state_dict() if session.recon else None},
-               folder / "model.pt")
+    torch.save({"model": model.state_dict(), "method": method.state_dict()}, folder / "model.pt")
     checkpoint.path.unlink(missing_ok=True)
     epoch_seconds = {p: [r["seconds"] for r in log if r["phase"] == p] for p, _ in phases}
     summary = {
         "valid_metric": config.valid_metric,
         "best_valid": phase_results[-1]["best_valid"],
         "phases": phase_results,
-        "layer": str(session.layer) if config.knowledge else None,
-        "coverage": session.coverage,
+        "task": config.task_spec.key,
+        "method": config.method_spec.key,
+        "layer": None,
+        "coverage": {},
+        **method.summary(),
+        **({"data": session.inputs.data} if session.inputs.data else {}),
         "seconds_per_epoch": {p: float(np.mean(s)) for p, s in epoch_seconds.items() if s},
         "seconds": time.perf_counter() - started,
     }

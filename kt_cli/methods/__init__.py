@@ -1,0 +1,89 @@
+"""The registry of methods: how knowledge enters a model during training.
+
+A method is one module with a :class:`~kt_cli.methods.base.Method` subclass and one entry here. The entry
+is light (no torch) so the CLI can check a command line before anything heavy loads: which tasks the
+method serves, which knowledge options it reads, and its own options (``--method-set KEY=VALUE``) with
+their types and defaults. The training loop (training/trainer.py) is the same for every method.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from kt_cli.errors import NotFoundError, UsageError
+
+
+@dataclass(frozen=True)
+class Option:
+    """A method option: its default (whose type the value must have) and what it does."""
+
+    default: Any
+    help: str
+    minimum: float | None = None
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What the CLI and the config need to know about a method without importing it."""
+
+    key: str
+    summary: str
+    tasks: tuple[str, ...]
+    knowledge: tuple[str, ...]  # the TrainConfig fields naming its knowledge sets
+    implementation: str  # "module:Class", imported when a run is built
+    options: dict[str, Option] = field(default_factory=dict)
+    at_inference: bool = False  # the method feeds the model when it scores (KAR), so evaluation rebuilds it
+    feature_slots: bool = False  # the model gets one slot feature field per knowledge entity (KAR)
+
+    def load(self) -> type:
+        module, _, name = self.implementation.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def check_options(self, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` with unknown keys refused and each value of its default's type and range."""
+        unknown = sorted(set(values) - set(self.options))
+        if unknown:
+            known = ", ".join(f"{k} (default {o.default})" for k, o in self.options.items()) or "none"
+            raise UsageError(f"Method '{self.key}' has no option {', '.join(unknown)}. Its options: {known}.")
+        checked = {}
+        for key, value in values.items():
+            option = self.options[key]
+            kind = type(option.default)
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if type(value) is not kind:
+                raise UsageError(f"--method-set {key} takes a {kind.__name__} ({option.help}), not {value!r}.")
+            if option.minimum is not None and value < option.minimum:
+                raise UsageError(f"--method-set {key} must be at least {option.minimum:g}, not {value}.")
+            checked[key] = value
+        return checked
+
+
+METHODS: dict[str, MethodSpec] = {
+    spec.key: spec
+    for spec in (
+        MethodSpec("none", "the baseline: the model's own loss, same schedule", ("ranking", "ctr"), (),
+                   "kt_cli.methods.base:Method"),
+        MethodSpec("llmkt", "LLM-KT: reconstruct knowledge vectors in a hooked layer, then fine-tune without it",
+                   ("ranking", "ctr"), ("knowledge",), "kt_cli.methods.llmkt:LlmKt"),
+        MethodSpec(
+            "kar", "KAR: user and item knowledge through a hybrid-expert adaptor, as extra feature fields",
+            ("ctr",), ("user_knowledge", "item_knowledge"), "kt_cli.methods.kar:Kar",
+            {"shared_experts": Option(2, "experts shared by both knowledge types", 1),
+             "dedicated_experts": Option(6, "experts of each knowledge type", 0),
+             "expert_hidden": Option(128, "hidden width of each expert MLP", 1),
+             "expert_out": Option(32, "output width of each expert MLP", 1),
+             "dropout": Option(0.0, "dropout inside the experts", 0)},
+            at_inference=True, feature_slots=True,
+        ),
+    )
+}
+
+
+def get_method(name: str) -> MethodSpec:
+    """Look a method up; an unknown name lists the valid ones."""
+    if name not in METHODS:
+        raise NotFoundError("method", name, METHODS)
+    return METHODS[name]
