@@ -37,7 +37,7 @@ def runs(
         return emit_json([asdict(r) for r in rows])
     table(["name", "dataset", "model", "knowledge", "layer", "alpha", "seed", "epochs", "status", "best valid",
            "created"],
-          [[r.name, r.dataset, r.model, r.knowledge or "-", r.summary.get("layer") or "-",
+          [[r.name, r.dataset, r.model, r.knowledge_label, r.summary.get("layer") or "-",
             r.config.get("alpha") if r.knowledge else "-", r.seed, _epochs(r), r.status,
             r.summary.get("best_valid"), r.created_at.strftime("%Y-%m-%d %H:%M")]
            for r in rows])

@@ -42,7 +42,7 @@ def show(
             raise MissingInputError(f"There is no run named '{run}'. Runs: {', '.join(db.run_names()) or 'none'}.",
                                     f"kt train ... --name {run}")
         epochs = db.epochs(run)
-        lineage = _lineage(db, row.dataset, row.knowledge)
+        lineage = [step for name in row.knowledge_sets for step in _lineage(db, row.dataset, name)]
         split = db.split_label(row.split_id)
         evaluations = [(e, settings, db.eval_metrics(e)) for e, settings in db.evaluations(run)]
         owner = db.owner(run)
@@ -76,9 +76,16 @@ def show(
                   ("seconds", f"{summary.get('seconds', 0):.1f} in all; per epoch " + ", ".join(
                       f"{k} {v:.3f}" for k, v in summary.get("seconds_per_epoch", {}).items())),
                   ("layer, coverage", f"{summary.get('layer') or '-'}; {fmt(summary.get('coverage'))}")]
+        if "adaptor_parameters" in summary:
+            facts.append(("adaptor", f"{summary['adaptor_parameters']:,} parameters; knowledge fields "
+                                     f"{', '.join(summary.get('knowledge_fields', []))}"))
+        if "data" in summary:
+            data = summary["data"]
+            facts.append(("labels, features", f"{data['label']}; " + "; ".join(
+                f"{side}: {', '.join(f.split(' ')[0] for f in feats)}" for side, feats in data["features"].items())))
     facts.append(("versions", fmt(row.versions)))
     table(["", run], [[k, v] for k, v in facts], title=f"Run {run}")
-    hidden = {"recbole"} | (set() if row.knowledge else KNOWLEDGE_ONLY)  # settings a baseline never used
+    hidden = {"recbole"} | (set() if row.knowledge else KNOWLEDGE_ONLY)  # settings only LLM-KT uses
     config = {k: v for k, v in row.config.items() if k not in hidden}
     table(["setting", "value"], [[k, fmt(v)] for k, v in config.items()] +
           [[f"recbole.{k}", fmt(v)] for k, v in row.config.get("recbole", {}).items()], title="Configuration")

@@ -62,6 +62,17 @@ class RunRow:
     versions: dict[str, Any]
     error: str | None
 
+    @property
+    def knowledge_sets(self) -> list[str]:
+        """Every knowledge set the run read (LLM-KT's one, or KAR's user and item sets)."""
+        return [self.config[k] for k in ("knowledge", "user_knowledge", "item_knowledge") if self.config.get(k)]
+
+    @property
+    def knowledge_label(self) -> str:
+        """``set`` for LLM-KT, ``kar: users+items`` for another method, ``-`` for a baseline."""
+        sets = "+".join(self.knowledge_sets) or "-"
+        return f"{self.config['method']}: {sets}" if self.config.get("method") else sets
+
 
 @dataclass(frozen=True)
 class ProfileSetRow:

@@ -41,7 +41,7 @@ class Ctr:
 
     def score(self, session, part: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Internal user ids, internal item ids, labels and predicted probabilities of a part's samples."""
-        dataset = session.parts.eval_sets[part - 1]
+        dataset = session.parts.eval_data[part - 1].dataset
         samples = dataset.inter_feat
         model = session.model
         was_training = model.training

@@ -69,7 +69,7 @@ class RecBoleParts:
     dataset: Any
     train_data: Any
     model: torch.nn.Module
-    eval_sets: tuple[Any, Any] = (None, None)  # RecBole's validation and test datasets (their samples, joinable)
+    eval_data: tuple[Any, Any] = (None, None)  # RecBole's validation and test dataloaders (CTR samples)
 
     @property
     def device(self) -> torch.device:
@@ -143,7 +143,7 @@ def build(spec: ModelSpec, config_dict: dict[str, Any], seed: int) -> RecBolePar
             f"RecBole could not build {spec.recbole_name}: {type(e).__name__}: {e}. "
             "Check the --set/--config overrides against RecBole's documentation for this model."
         ) from e
-    return RecBoleParts(config, dataset, train_data, model, (valid_data.dataset, test_data.dataset))
+    return RecBoleParts(config, dataset, train_data, model, (valid_data, test_data))
 
 
 def interaction(fields: dict[str, torch.Tensor]) -> Interaction:
