@@ -11,7 +11,7 @@ from kt_cli.cli.render import emit_json, note, progress_bar
 from kt_cli.errors import UsageError
 from kt_cli.knowledge.encoders import DEFAULT_ENCODER, make_encoder
 from kt_cli.knowledge.sets import import_metadata_vectors, import_vectors, random_like
-from kt_cli.knowledge.texts import embed_history, embed_profiles
+from kt_cli.knowledge.texts import embed_history, embed_item_metadata, embed_profiles
 from kt_cli.profiles.prompts import HistoryRules
 from kt_cli.store import Store
 
@@ -26,6 +26,9 @@ def embed(
         "--from-file", help="Vectors: .npz (ids, embeddings), .npy + .ids.txt, .parquet, .json or .jsonl.")] = None,
     from_metadata: Annotated[bool, typer.Option(
         "--from-metadata", help="No-LLM vectors: shares of liked/disliked genres and release decades.")] = False,
+    metadata_text: Annotated[bool, typer.Option(
+        "--metadata-text", help="No-LLM item vectors: each item's title, year and genres (what an item prompt "
+                                "shows) through the encoder.")] = False,
     random_like_set: Annotated[Optional[str], typer.Option(
         "--random-like", help="Control: random vectors for the same entities as this set, with its per-column "
                               "mean and spread.")] = None,
@@ -50,13 +53,14 @@ def embed(
     json: options.Json = False,
 ) -> None:
     """Store knowledge vectors (one per user or item) as a named set: embedded texts, a file, metadata, random."""
-    sources = [profiles is not None, history_text, from_file is not None, from_metadata, random_like_set is not None]
+    sources = [profiles is not None, history_text, metadata_text, from_file is not None, from_metadata,
+               random_like_set is not None]
     if sum(sources) != 1:
-        raise UsageError("Give exactly one source: --profiles SET, --history-text, --from-file FILE, "
+        raise UsageError("Give exactly one source: --profiles SET, --history-text, --metadata-text, --from-file FILE, "
                          "--from-metadata or --random-like SET.")
-    if profiles is not None or history_text:
+    if profiles is not None or history_text or metadata_text:
         rules = options.history_rules(history, split, split_order, split_seed)
-        return _embed_texts(profiles, rules, name, encoder, base_url, dataset, threads, store, json)
+        return _embed_texts(profiles, rules, metadata_text, name, encoder, base_url, dataset, threads, store, json)
     if random_like_set is not None:
         with Store.open(store) as db:
             row, cached = random_like(db, dataset, random_like_set, seed=seed, name=name)
@@ -76,14 +80,18 @@ def embed(
           f"{entity}s of {dataset} have no vector.")
 
 
-def _embed_texts(profiles: Optional[str], rules: HistoryRules, name: Optional[str], encoder: str, base_url: str,
-                 dataset: str, threads: int, store: Path, json: bool) -> None:
-    """--profiles SET or --history-text (lines chosen by ``rules``): texts through the encoder, with progress."""
+def _embed_texts(profiles: Optional[str], rules: HistoryRules, metadata: bool, name: Optional[str], encoder: str,
+                 base_url: str, dataset: str, threads: int, store: Path, json: bool) -> None:
+    """--profiles SET, --history-text (lines chosen by ``rules``) or --metadata-text: texts through the encoder."""
     model = make_encoder(encoder, base_url=base_url, threads=threads,
                          api_key=os.environ.get("KT_API_KEY") or os.environ.get("OPENAI_API_KEY"))
     with Store.open(store) as db, progress_bar("embed", disable=json) as bar:
-        report = (embed_profiles(db, dataset, profiles, model, name=name, progress=bar.update) if profiles else
-                  embed_history(db, dataset, model, rules, name=name, progress=bar.update))
+        if profiles:
+            report = embed_profiles(db, dataset, profiles, model, name=name, progress=bar.update)
+        elif metadata:
+            report = embed_item_metadata(db, dataset, model, name=name, progress=bar.update)
+        else:
+            report = embed_history(db, dataset, model, rules, name=name, progress=bar.update)
     row = report.set
     summary = {"set": row.name, "dataset": dataset, "entity": row.entity, "dim": row.dim, "vectors": row.n_vectors,
                "cached": report.cached, "encoded": report.encoded, "reused": report.reused,

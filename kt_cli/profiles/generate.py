@@ -23,7 +23,7 @@ from kt_cli.datasets.registry import ensure_dataset
 from kt_cli.datasets.splits import shown_interactions
 from kt_cli.errors import LLMError, LLMRequestError, MissingInputError, ModelFileError, UsageError
 from kt_cli.profiles import cache_files
-from kt_cli.profiles.llm import ChatBackend, Completion, Sampling
+from kt_cli.profiles.llm import DEFAULT_MAX_TOKENS, ChatBackend, Completion, Sampling
 from kt_cli.profiles.prompts import HistoryRules, Messages, Template, item_values, prompt_hash, user_values
 from kt_cli.store import ProfileSetRow, Store, _now
 
@@ -48,10 +48,14 @@ class ProfileJob:
     model_id: str
     backend: str
     rules: HistoryRules = field(default_factory=HistoryRules)
-    sampling: Sampling = field(default_factory=Sampling)
+    sampling: Sampling | None = None  # None: temperature 0 and the entity's answer length (DEFAULT_MAX_TOKENS)
     limit: int | None = None
     fresh: bool = False
     name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sampling is None:  # items get longer answers than users; the same default as kt profile's
+            object.__setattr__(self, "sampling", Sampling(max_tokens=DEFAULT_MAX_TOKENS.get(self.entity, 128)))
 
     @property
     def set_name(self) -> str:
