@@ -205,3 +205,20 @@ def test_ctr_errors_name_what_is_valid(store: Path) -> None:
                  "'bpr' is a ranking run")
     assert_fails(kt("compare", "dcn-base", "dcn-kar", "--metrics", "ndcg", "--store", store), 2,
                  "auc, gauc, logloss")
+
+
+@pytest.mark.parametrize("model", ["widedeep", "xdeepfm", "autoint"])
+def test_other_context_models_train_with_and_without_kar(store: Path, model: str) -> None:
+    base = ok_json(kt("train", "--model", model, "--distill-epochs", "1", "--finetune-epochs", "0",
+                      "--name", f"{model}-base", "--store", store, "--json"))
+    kar = ok_json(kt("train", "--model", model, "--method", "kar", "--user-knowledge", "u384", "--item-knowledge",
+                     "i384", "--method-set", "dedicated_experts=2", "--distill-epochs", "1", "--finetune-epochs", "0",
+                     "--name", f"{model}-kar", "--store", store, "--json"))
+    assert base["task"] == kar["task"] == "ctr" and 0.5 < base["best_valid"] < 1 and 0.5 < kar["best_valid"] < 1
+    assert kar["adaptor_parameters"] < 754_620  # 2 shared + 2 x 2 dedicated experts instead of 2 + 2 x 6
+
+
+def test_list_settings_shows_method_options_without_knowledge(store: Path) -> None:
+    shown = ok_json(kt("train", "--model", "dcn", "--method", "kar", "--list-settings", "--store", store, "--json"))
+    assert shown["method_options"]["shared_experts"]["default"] == 2
+    assert "LABEL_FIELD" in shown["managed_by_kt"] and "LABEL_FIELD" not in shown["settings"]

@@ -12,8 +12,9 @@ from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note, stderr, table
 from kt_cli.errors import UsageError
 from kt_cli.store import Store
-from kt_cli.methods import METHODS
-from kt_cli.training.config import RESERVED_KEYS, TrainConfig, check_inputs, check_run_name, default_run_name
+from kt_cli.methods import METHODS, get_method
+from kt_cli.training.config import (CTR_RESERVED_KEYS, RESERVED_KEYS, TrainConfig, check_inputs, check_run_name,
+                                    default_run_name)
 from kt_cli.training.models import get_model_spec, models_for
 from kt_cli.training.recbole_settings import known_settings
 
@@ -110,6 +111,8 @@ def train(
 ) -> None:
     """Train a RecBole model: a baseline, LLM-KT (--knowledge: reconstruct LLM knowledge in an intermediate layer)
     or KAR (--method kar: user and item knowledge as extra feature fields of a CTR model)."""
+    if list_settings:  # needs no knowledge set: what --set and --method-set accept for this model and method
+        return _show_settings(model, method or ("llmkt" if knowledge else "none"), json)
     settings = TrainConfig(
         dataset=dataset, model=model, knowledge=knowledge, inject_layer=inject_layer, alpha=alpha,
         recon_loss=recon_loss, project=project, target_scale=target_scale, distill_epochs=distill_epochs,
@@ -118,8 +121,6 @@ def train(
         recbole=_overrides(config, set_), method=method, user_knowledge=user_knowledge,
         item_knowledge=item_knowledge, method_options=_method_options(method_set), label_threshold=label_threshold,
     )
-    if list_settings:
-        return _show_settings(settings, json)
     settings = settings.checked(allow_unknown_settings=allow_unknown_settings)
     if name is not None:
         check_run_name(name)
@@ -183,14 +184,21 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _show_settings(settings: TrainConfig, json: bool) -> None:
-    spec = get_model_spec(settings.model)
+def _show_settings(model: str, method_name: str, json: bool) -> None:
+    spec = get_model_spec(model)
     known = known_settings(spec.recbole_name)
-    visible = {k: v for k, v in sorted(known.items()) if k not in RESERVED_KEYS}
+    reserved = RESERVED_KEYS | (CTR_RESERVED_KEYS if spec.task == "ctr" else frozenset())
+    visible = {k: v for k, v in sorted(known.items()) if k not in reserved}
+    method = get_method(method_name)
+    method_options = {k: {"default": o.default, "help": o.help} for k, o in method.options.items()}
     if json:
-        return emit_json({"model": settings.model, "settings": visible, "managed_by_kt": sorted(RESERVED_KEYS)})
+        return emit_json({"model": spec.key, "settings": visible, "managed_by_kt": sorted(reserved),
+                          "method": method.key, "method_options": method_options})
     table(["setting", "default"], [[k, "~" if v is None else str(v)] for k, v in visible.items()],
-          title=f"{spec.recbole_name}: RecBole settings for --set KEY=VALUE (kt manages {', '.join(sorted(RESERVED_KEYS))})")
+          title=f"{spec.recbole_name}: RecBole settings for --set KEY=VALUE (kt manages {', '.join(sorted(reserved))})")
+    if method_options:
+        table(["option", "default", "meaning"], [[k, str(o["default"]), o["help"]] for k, o in method_options.items()],
+              title=f"Method {method.key}: options for --method-set KEY=VALUE")
 
 
 def _show_layers(store: Path, settings: TrainConfig, json: bool) -> None:
