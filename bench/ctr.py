@@ -47,7 +47,7 @@ from bench.llmkt import SHIPPED_HISTORY, model_store  # noqa: E402
 from kt_cli.evaluation.compare import Comparison, compare_runs  # noqa: E402
 from kt_cli.evaluation.evaluate import evaluate_run  # noqa: E402
 from kt_cli.knowledge.encoders import MiniLM  # noqa: E402
-from kt_cli.knowledge.sets import random_like, reduce_set  # noqa: E402
+from kt_cli.knowledge.sets import random_like, reduce_set, restrict_like  # noqa: E402
 from kt_cli.knowledge.texts import embed_history, embed_item_metadata, embed_profiles  # noqa: E402
 from kt_cli.profiles.generate import ProfileJob, generate_profiles  # noqa: E402
 from kt_cli.profiles.models import DEFAULT_CHAT_MODEL  # noqa: E402
@@ -84,18 +84,22 @@ def prepare(store_path: Path) -> dict[str, int]:
             coverage[entity] = made.set.n_vectors
             random_like(store, DATASET, f"{entity}-llm", name=f"{entity}-random")
         reduce_set(store, DATASET, "user-llm", method="pca", dim=32, name="user-llm-pca32")
-        embed_history(store, DATASET, encoder, SHIPPED_HISTORY, name="user-history")
-        embed_item_metadata(store, DATASET, encoder, name="item-metadata")
+        embed_history(store, DATASET, encoder, SHIPPED_HISTORY, name="user-history-all")
+        embed_item_metadata(store, DATASET, encoder, name="item-metadata-all")
+        for entity, control in (("user", "user-history"), ("item", "item-metadata")):  # the LLM sets' coverage
+            restrict_like(store, DATASET, f"{control}-all", f"{entity}-llm", name=control)
     return coverage
 
 
-def config(model: str, arm: str, seed: int, choice: float, epochs: tuple[int, int] = (EPOCHS, FINETUNE)
-           ) -> TrainConfig:
-    """An arm's configuration; ``choice`` is the searched value (learning rate, or LLM-KT's alpha)."""
+def config(model: str, arm: str, seed: int, choice: float, epochs: tuple[int, int] = (EPOCHS, FINETUNE),
+           base_lr: float | None = None) -> TrainConfig:
+    """An arm's configuration; ``choice`` is the searched value (learning rate, or LLM-KT's alpha, which runs at
+    the learning rate base chose: the hook is the only difference from base)."""
     common = dict(dataset=DATASET, model=model, seed=seed, distill_epochs=epochs[0], finetune_epochs=epochs[1],
                   patience=PATIENCE)
     if arm == "llm-kt":
-        return TrainConfig(**common, knowledge="user-llm-pca32", alpha=choice)
+        return TrainConfig(**common, knowledge="user-llm-pca32", alpha=choice,
+                           recbole={"learning_rate": base_lr} if base_lr is not None else {})
     recbole = {"learning_rate": choice}
     if arm == "base":
         return TrainConfig(**common, recbole=recbole)
@@ -113,13 +117,14 @@ def run_model(job: tuple[str, list[int], Path, tuple[int, int]]) -> dict:
     path = model_store(store_path, model)
     chosen, runs = {}, {}
     for arm in ARMS:
-        scores = {value: train(path, config(model, arm, 1, value, epochs), f"{model}-{arm}-tune-{value:g}").summary
-                  ["best_valid"] for value in grid(arm)}
+        base_lr = chosen.get("base")
+        scores = {value: train(path, config(model, arm, 1, value, epochs, base_lr), f"{model}-{arm}-tune-{value:g}")
+                  .summary["best_valid"] for value in grid(arm)}
         chosen[arm] = max(scores, key=scores.get)
         runs[arm] = []
         for seed in seeds:
             name = f"{model}-{arm}-s{seed}"
-            train(path, config(model, arm, seed, chosen[arm], epochs), name)
+            train(path, config(model, arm, seed, chosen[arm], epochs, base_lr), name)
             evaluate_run(path, name)
             runs[arm].append(name)
         print(model, arm, "chose", chosen[arm], scores, flush=True)
@@ -128,10 +133,12 @@ def run_model(job: tuple[str, list[int], Path, tuple[int, int]]) -> dict:
         comparison = compare_runs(store, [f"{model}-{arm}-s*" for arm in ARMS]) if len(seeds) > 1 else \
             compare_runs(store, [runs[arm][0] for arm in ARMS])
         aa = _aa(store, runs["base"]) if len(seeds) > 1 else None
+        controls = compare_runs(store, [f"{model}-{arm}-s*" if len(seeds) > 1 else runs[arm][0]
+                                        for arm in ("kar", "kar-random", "kar-no-llm")])
         minutes = sum(r.summary.get("seconds", 0.0) for r in store.runs()) / 60
-    epoch = {arm: float(np.mean([np.mean(list(r.summary["seconds_per_epoch"].values())) for r in rows[arm]]))
-             for arm in ARMS}
-    return {"chosen": chosen, "comparison": comparison, "aa": aa, "minutes": minutes,
+    first = {arm: "distill" if arm == "llm-kt" else "train" for arm in ARMS}  # LLM-KT's hook runs in its first phase
+    epoch = {arm: float(np.mean([r.summary["seconds_per_epoch"][first[arm]] for r in rows[arm]])) for arm in ARMS}
+    return {"chosen": chosen, "comparison": comparison, "controls": controls, "aa": aa, "minutes": minutes,
             "epoch_ratio": {arm: epoch[arm] / epoch["base"] for arm in ARMS}, "epoch_seconds": epoch,
             "adaptor": rows["kar"][0].summary.get("adaptor_parameters"),
             "coverage": rows["kar"][0].summary.get("coverage")}
@@ -165,8 +172,14 @@ def tables(results: dict[str, dict]) -> list[str]:
                 chosen += " (grid edge)"  # the search might have gone further that way
             lines.append(f"| {arm} | {chosen} | " + " | ".join(_cell(comparison, m, column) for m in METRICS)
                          + f" | {result['epoch_ratio'][arm]:.2f}x ({result['epoch_seconds'][arm]:.2f} s) |")
+        controls = result["controls"]
+        lines += ["", "KAR against its controls (the same adaptor; reference: KAR with the LLM's knowledge):", "",
+                  "| arm | " + " | ".join(m.upper() if m != "gauc" else "GAUC" for m in METRICS) + " |",
+                  "|---|" + "---|" * len(METRICS)]
+        lines += [f"| {arm} | " + " | ".join(_cell(controls, m, column) for m in METRICS) + " |"
+                  for column, arm in enumerate(("kar", "kar-random", "kar-no-llm"))]
         lines += ["", f"{comparison.n_users} test users; {comparison.test}; `*` = adjusted p < 0.05 over users "
-                  "and over seeds. A/A (base seed 1 vs seed 2, AUC): p = "
+                  "and over seeds. Seed noise (base seed 1 against base seed 2, AUC, same test): p = "
                   + (f"{result['aa']:.2g}" if result["aa"] is not None else "n/a")
                   + f". KAR adaptor: {result['adaptor']:,} parameters. Training and validation: "
                   f"{result['minutes']:.0f} min.", ""]
@@ -207,11 +220,14 @@ def verdicts(results: dict[str, dict]) -> list[str]:
         rows = result["comparison"].rows["auc"]
         better = [a for i, a in enumerate(ARMS) if i and rows[i].significant and rows[i].delta_pct > 0]
         worse = [a for i, a in enumerate(ARMS) if i and rows[i].significant and rows[i].delta_pct < 0]
-        kar, rand, text = (rows[ARMS.index(a)].value for a in ("kar", "kar-random", "kar-no-llm"))
+        controls = result["controls"].rows["auc"]
+        beaten = [arm for arm, cell in zip(("kar-random", "kar-no-llm"), controls[1:])
+                  if cell.significant and cell.delta_pct < 0]
         lines.append(f"- **{model}**: arms with a significantly higher AUC than base (users and seeds): "
                      f"{', '.join(better) or 'none'}; significantly lower: {', '.join(worse) or 'none'}. "
-                     f"KAR with the LLM's knowledge {kar:.4f} vs random vectors {rand:.4f} vs no-LLM text "
-                     f"{text:.4f} (test each against base above; the three share the adaptor).")
+                     f"KAR with the LLM's knowledge {controls[0].value:.4f}, random vectors {controls[1].value:.4f}, "
+                     f"no-LLM text {controls[2].value:.4f}: the LLM's knowledge significantly beats "
+                     f"{' and '.join(beaten) if beaten else 'neither control'}.")
     return lines
 
 

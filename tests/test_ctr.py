@@ -205,6 +205,15 @@ def test_ctr_errors_name_what_is_valid(store: Path) -> None:
                  "'bpr' is a ranking run")
     assert_fails(kt("compare", "dcn-base", "dcn-kar", "--metrics", "ndcg", "--store", store), 2,
                  "auc, gauc, logloss")
+    assert_fails(kt("compare", "dcn-base", "dcn-kar", "--test", "ttest", "--store", store), 2,
+                 "bootstrap over users", "--test ttest does not apply")
+    assert_fails(kt("compare", "dcn-base", "dcn-kar", "--mode", "uni100", "--store", store), 2, "--mode does not apply")
+    assert_fails(kt("train", "--model", "dcn", "--label-threshold", "6", *SHORT, "--store", store), 2,
+                 "labels every train and valid and test sample alike", "inside the rating range")
+    assert_fails(kt("train", "--model", "dcn", "--method", "kar", "--user-knowledge", "u384",
+                    "--method-set", "dropout=1.5", "--store", store), 2, "at most 0.9")
+    assert_fails(kt("train", "--model", "dcn", "--method", "none", "--knowledge", "u32", "--store", store), 2,
+                 "Use --method llmkt")
 
 
 @pytest.mark.parametrize("model", ["widedeep", "xdeepfm", "autoint"])
@@ -222,3 +231,24 @@ def test_list_settings_shows_method_options_without_knowledge(store: Path) -> No
     shown = ok_json(kt("train", "--model", "dcn", "--method", "kar", "--list-settings", "--store", store, "--json"))
     assert shown["method_options"]["shared_experts"]["default"] == 2
     assert "LABEL_FIELD" in shown["managed_by_kt"] and "LABEL_FIELD" not in shown["settings"]
+
+
+def test_kar_scores_without_dropout_and_refuses_a_set_stored_again(store: Path, tmp_path: Path) -> None:
+    items = [str(i) for i in range(1, 1683) if i % 5]
+    vectors = tmp_path / "again.npz"
+    ok_json(kt("embed", "--from-file", write_vectors(vectors, items, random_vectors(len(items), 384)), "--name",
+               "i384b", "--entity", "item", "--store", store, "--json"))
+    made = ok_json(kt("train", "--model", "dcn", "--method", "KAR", "--user-knowledge", "u384", "--item-knowledge",
+                      "i384b", "--method-set", "dropout=0.5", "--method-set", "shared_experts=2", *SHORT,
+                      "--name", "dcn-kar-drop", "--store", store, "--json"))
+    assert made["method"] == "kar"
+    with Store.open(store) as db:
+        config = db.run("dcn-kar-drop").config
+    assert config["method_options"] == {"dropout": 0.5}  # a default spelled out is left out of the config
+    session = _session(store, "dcn-kar-drop")
+    session.train_mode(True)  # scoring switches the adaptor's dropout off even from training mode
+    first, second = session.task.score(session, 1)[3], session.task.score(session, 1)[3]
+    assert np.array_equal(first, second)
+    ok_json(kt("embed", "--from-file", write_vectors(vectors, items, random_vectors(len(items), 384) + 1), "--name",
+               "i384b", "--entity", "item", "--store", store, "--json"))
+    assert_fails(kt("eval", "dcn-kar-drop", "--store", store), 2, "i384b were stored again", "--force")

@@ -246,7 +246,7 @@ def test_target_scale_layer_matches_the_hooked_layer_at_initialisation(store_pat
     config = TrainConfig(model="multvae", knowledge="vec", target_scale="layer", **FAST)
     session = _session(store_path, tmp_path, config)
     hidden_norm = float(session.method.dry_hidden().norm(dim=1).mean())
-    target_norm = float(session.targets.vectors[session.targets.present].norm(dim=1).mean())
+    target_norm = float(session.method.targets.vectors[session.method.targets.present].norm(dim=1).mean())
     assert abs(target_norm / hidden_norm - 1) < 0.2  # one batch against all users: close, not equal
     with pytest.raises(UsageError, match="--target-scale must be one of none, layer"):
         TrainConfig(target_scale="unit")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from kt_cli import __version__
-from kt_cli.cli import compare, data, demo, embed, evaluate, knowledge, profile, reduce, runs, show, train
+from kt_cli.cli import compare, data, demo, embed, evaluate, knowledge, profile, recommend, reduce, runs, show, train
 from kt_cli.cli.render import stderr
 from kt_cli.errors import KtError
 
@@ -79,6 +79,7 @@ for name, command in [
     ("train", train.train),
     ("eval", evaluate.eval_runs),
     ("compare", compare.compare),
+    ("recommend", recommend.recommend),
     ("runs", runs.runs),
     ("show", show.show),
     ("demo", demo.demo),

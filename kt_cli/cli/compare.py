@@ -85,7 +85,9 @@ def compare(
         help="Runs to compare; the first is the reference. A quoted glob ('base-s*') is a group of runs over "
              "seeds, shown as mean ± std with a test over seeds too.")],
     format: Annotated[str, typer.Option("--format", help="table, markdown, csv or json.")] = "table",
-    test: Annotated[str, typer.Option(help="Paired test over users: ttest or bootstrap (adds a 95% interval).")] = "ttest",
+    test: Annotated[Optional[str], typer.Option(
+        help="Paired test over users for ranking runs: ttest (default) or bootstrap (adds a 95% interval). CTR "
+             "runs: always a bootstrap over users.")] = None,
     correct: Annotated[str, typer.Option(
         help="Adjust p-values for testing several metrics at once: holm (family-wise error), bh (false "
              "discovery rate) or none.")] = "holm",

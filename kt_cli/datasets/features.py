@@ -32,6 +32,7 @@ import pandas as pd
 
 from kt_cli.datasets.fields import TITLE_FIELDS, TOKEN_FIELDS
 from kt_cli.datasets.splits import PARTS, RECBOLE_DATASET
+from kt_cli.errors import UsageError
 from kt_cli.store import Store
 
 LABEL = "label"
@@ -113,6 +114,14 @@ def export_ctr(store: Store, sid: str, dataset: str, threshold: float, slots: tu
     rows = store.split_rows(sid).merge(store.interactions(dataset)[["user_id", "item_id", "rating"]],
                                        on=["user_id", "item_id"], how="left")
     rows[LABEL] = (rows["rating"] >= threshold).astype(float)
+    shares = {PARTS[p]: float(rows.loc[rows["part"] == p, LABEL].mean()) for p in range(3)}
+    single = [part for part, share in shares.items() if share in (0.0, 1.0)]
+    if single:
+        described = ", ".join(f"{part} {share:.0%}" for part, share in shares.items())
+        raise UsageError(
+            f"--label-threshold {threshold:g} labels every {' and '.join(single)} sample alike (positive share: "
+            f"{described}; ratings of {dataset} run from {rows['rating'].min():g} to {rows['rating'].max():g}), so "
+            "there is nothing to learn or no AUC to compute. Choose a threshold inside the rating range.")
     sides = {}
     for entity in ("user", "item"):
         values = store.side_fields(dataset, entity)
@@ -128,7 +137,7 @@ def export_ctr(store: Store, sid: str, dataset: str, threshold: float, slots: tu
     description = {
         "label": f"{LABEL} = rating >= {threshold:g}", "threshold": threshold,
         "features": {e: [f"{f.name} ({f.kind}: {f.rule})" for f in feats] for e, (_, feats) in sides.items()},
-        "positive_share": {PARTS[p]: float(rows.loc[rows["part"] == p, LABEL].mean()) for p in range(3)},
+        "positive_share": shares,
     }
     targets = [folder / f"{RECBOLE_DATASET}.{part}.inter" for part in PARTS]
     side_files = {e: folder / f"{RECBOLE_DATASET}.{e}" for e in sides}

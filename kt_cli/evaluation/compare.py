@@ -150,10 +150,15 @@ def _same_configuration(label: str, runs: list[RunRow]) -> None:
 def _evaluation(store: Store, run: RunRow, settings: EvalSettings) -> str:
     """The stored evaluation of ``run`` with these settings, or one with the same settings whose cut-offs
     include the asked ones (an evaluation at 5,10,20 holds k 10)."""
-    key = settings.to_dict()
+    task = get_model_spec(run.model).task
+    key = settings.key(task)
     exact = store.evaluation_id(run.name, key)
     if exact is not None:
         return exact
+    if task == "ctr":
+        raise MissingInputError(f"Run '{run.name}' has no evaluation on its {settings.part} samples "
+                                f"(sparse slice below {settings.sparse_below}).",
+                                f"kt eval {run.name} --part {settings.part} --sparse-below {settings.sparse_below}")
     for eval_id, stored in store.evaluations(run.name):
         same = {k: v for k, v in stored.items() if k != "ks"} == {k: v for k, v in key.items() if k != "ks"}
         if same and set(key["ks"]) <= set(stored.get("ks", [])):
@@ -176,12 +181,13 @@ def _user_table(store: Store, eval_id: str, ks: tuple[int, ...], max_train: int 
 
 
 def compare_runs(
-    store: Store, names: list[str], settings: EvalSettings = EvalSettings(), *, test: str = "ttest",
+    store: Store, names: list[str], settings: EvalSettings = EvalSettings(), *, test: str | None = None,
     max_train: int | None = None, metrics: list[str] | None = None, correct: str = "holm",
 ) -> Comparison:
     """Compare runs (or groups of runs, by glob pattern) evaluated with ``settings``; ``max_train`` keeps
-    only users with fewer training interactions (the sparse slice)."""
-    if test not in TESTS:
+    only users with fewer training interactions (the sparse slice). ``test``: ranking runs take ttest (the
+    default) or bootstrap; CTR runs are always tested by a bootstrap over users."""
+    if test is not None and test not in TESTS:
         raise UsageError(f"--test must be one of {', '.join(TESTS)}, not '{test}'.")
     if correct not in CORRECTIONS:
         raise UsageError(f"--correct must be one of {', '.join(CORRECTIONS)}, not '{correct}'.")
@@ -194,6 +200,12 @@ def compare_runs(
         raise UsageError(f"{described}: ranking metrics and CTR metrics (AUC, LogLoss) measure different things on "
                          "different samples, so these runs cannot be compared. Compare runs of one task.")
     task = next(iter(tasks))
+    if task == "ctr" and (settings.mode != "full" or test == "ttest"):
+        raise UsageError("CTR runs are compared on AUC, GAUC and LogLoss of their labelled samples, tested by a "
+                         "paired bootstrap over users: " + ("--mode does not apply." if settings.mode != "full" else
+                                                            "--test ttest does not apply (a user's AUC is not a mean "
+                                                            "of independent values).") + " Drop the option.")
+    test = test or "ttest"
     valid = TASKS[task].metrics or METRICS
     unknown = sorted(set(metrics or []) - set(valid))
     if unknown:
@@ -301,6 +313,9 @@ def _compare_ctr(store: Store, columns: list[tuple[str, list[RunRow]]], settings
         for values, draw in zip(runs_values[1:], draws[1:]):
             diff = draw[row] - draws[0][row]
             diff = diff[~np.isnan(diff)]
+            if len(diff) == 0:  # e.g. GAUC when every user's samples are one class: nothing to test
+                cells.append(Cell(float(np.mean(values)), None, None, None, _std(values), None))
+                continue
             share = min((diff <= 0).mean(), (diff >= 0).mean())  # 0 when no resample crosses zero: p < 2 / resamples
             p = 1.0 if np.allclose(diff, 0) else float(min(1.0, max(2 * share, 2 / len(diff))))
             ci = (float(np.percentile(diff, 2.5)), float(np.percentile(diff, 97.5)))

@@ -18,8 +18,8 @@ import torch
 
 from kt_cli.errors import MissingInputError, UsageError
 from kt_cli.evaluation.settings import EvalSettings
-from kt_cli.store import Store
-from kt_cli.training.config import TrainConfig
+from kt_cli.store import RunRow, Store
+from kt_cli.training.config import TrainConfig, knowledge_stamps
 from kt_cli.training.session import Session, read_inputs
 
 
@@ -36,24 +36,10 @@ class EvalResult:
 def evaluate_run(store_path: Path, run: str, settings: EvalSettings = EvalSettings(), *,
                  threads: int = 1, force: bool = False) -> EvalResult:
     """Evaluate a finished run (or return the stored evaluation with the same settings)."""
-    key = settings.to_dict()
     with Store.open(store_path, create=False) as store:
-        row = store.run(run)
-        if row is None:
-            raise MissingInputError(f"There is no run named '{run}' (see kt runs).", "kt train ... --name " + run)
-        if row.status == "failed":
-            raise MissingInputError(
-                f"Run '{run}' failed during training ({row.error}), so it has no weights to evaluate. Fix the "
-                "cause and train it again under the same name (a failed run is replaced).",
-                f"kt train ... --name {run}",
-            )
-        if row.status != "finished":
-            raise UsageError(
-                f"Run '{run}' has not finished training (status: {row.status}), so it has no final weights yet. "
-                f"Finish it by running the same kt train command again (it resumes from its checkpoint); kt show "
-                f"{run} shows how far it got.")
-        config = TrainConfig.from_dict(row.config)
+        row, config = finished_run(store, run, "evaluate")
         task = config.task_spec.key
+        key = settings.key(task)
         if task == "ctr" and settings.mode != "full":
             raise UsageError(f"Run '{run}' is a CTR run ({config.model}): it is scored by AUC, LogLoss and GAUC "
                              f"on its labelled {settings.part} samples, so --mode {settings.mode} (sampled ranking) "
@@ -61,23 +47,9 @@ def evaluate_run(store_path: Path, run: str, settings: EvalSettings = EvalSettin
         eval_id = store.evaluation_id(run, key)
         if eval_id and not force:
             return EvalResult(run, eval_id, True, store.eval_metrics(eval_id), 0.0, task)
-        inputs = read_inputs(store, config, with_knowledge=config.method_spec.at_inference)
-        if inputs.split_id != row.split_id:
-            raise UsageError(
-                f"Dataset {config.dataset} has changed since run '{run}' was trained (its split "
-                f"{row.split_id} no longer exists), so its test users cannot be recovered. Retrain it "
-                "with kt train ... --force."
-            )
-        folder = store.run_folder(run)
     started = time.perf_counter()
     torch.set_num_threads(threads)
-    session = Session(config, inputs, folder)
-    weights = torch.load(folder / "model.pt", map_location=session.parts.device, weights_only=True)
-    session.model.load_state_dict(weights["model"])
-    if config.method_spec.at_inference:
-        session.attach_knowledge()
-        session.method.load_state_dict(weights.get("method"))
-        session.method.prepare_inference()
+    session = trained_session(store_path, run)
     tables = session.task.evaluate(session, settings)
     seconds = time.perf_counter() - started
     eval_id = "e" + hashlib.sha256(f"{run}|{json.dumps(key, sort_keys=True)}".encode()).hexdigest()[:11]
@@ -85,3 +57,54 @@ def evaluate_run(store_path: Path, run: str, settings: EvalSettings = EvalSettin
         store.save_evaluation(eval_id, run, key, tables.per_user, tables.aggregates, seconds, tables.samples)
         metrics = store.eval_metrics(eval_id)
     return EvalResult(run, eval_id, False, metrics, seconds, task)
+
+
+def finished_run(store: Store, run: str, purpose: str) -> tuple[RunRow, TrainConfig]:
+    """The run's row and config, if it exists and finished training; otherwise an error saying what to do."""
+    row = store.run(run)
+    if row is None:
+        raise MissingInputError(f"There is no run named '{run}'. Runs: {', '.join(store.run_names()) or 'none'}.",
+                                "kt train ... --name " + run)
+    if row.status == "failed":
+        raise MissingInputError(
+            f"Run '{run}' failed during training ({row.error}), so it has no weights to {purpose}. Fix the "
+            "cause and train it again under the same name (a failed run is replaced).",
+            f"kt train ... --name {run}",
+        )
+    if row.status != "finished":
+        raise UsageError(
+            f"Run '{run}' has not finished training (status: {row.status}), so it has no final weights yet. "
+            f"Finish it by running the same kt train command again (it resumes from its checkpoint); kt show "
+            f"{run} shows how far it got.")
+    return row, TrainConfig.from_dict(row.config)
+
+
+def trained_session(store_path: Path, run: str) -> Session:
+    """A finished run's session with its final weights loaded (and its method's, for methods that feed the model
+    at inference), on exactly the split and id mapping it was trained on."""
+    with Store.open(store_path, create=False) as store:
+        row, config = finished_run(store, run, "use")
+        inputs = read_inputs(store, config, with_knowledge=config.method_spec.at_inference)
+        if inputs.split_id != row.split_id:
+            raise UsageError(
+                f"Dataset {config.dataset} has changed since run '{run}' was trained (its split "
+                f"{row.split_id} no longer exists), so its users and items cannot be recovered. Retrain it "
+                "with kt train ... --force."
+            )
+        if config.method_spec.at_inference:  # the method reads the sets again: they must be the ones it trained on
+            changed = [name for name, stamp in knowledge_stamps(store, config).items()
+                       if stamp != row.summary.get("knowledge_created", {}).get(name, stamp)]
+            if changed:
+                raise UsageError(
+                    f"Knowledge set(s) {', '.join(changed)} were stored again after run '{run}' was trained, and "
+                    f"{config.method_spec.key} reads them when it scores, so the run cannot be used as trained. "
+                    f"Retrain it (kt train ... --name {run} --force), or train a new run.")
+        folder = store.run_folder(run)
+    session = Session(config, inputs, folder)
+    weights = torch.load(folder / "model.pt", map_location=session.parts.device, weights_only=True)
+    session.model.load_state_dict(weights["model"])
+    if config.method_spec.at_inference:
+        session.attach_knowledge()
+        session.method.load_state_dict(weights.get("method"))
+    session.train_mode(False)
+    return session

@@ -36,8 +36,9 @@ class Truth:
     used: list[np.ndarray]  # items of the user's parts up to the evaluated one (never drawn as negatives)
 
 
-def _scores(model: torch.nn.Module, users: torch.Tensor, n_items: int, uid: str, iid: str,
-            make_interaction) -> torch.Tensor:
+def score_items(model: torch.nn.Module, users: torch.Tensor, n_items: int, uid: str, iid: str,
+                make_interaction) -> torch.Tensor:
+    """[users, items] scores: ``full_sort_predict``, or ``predict`` over every item for models without it."""
     try:
         scores = model.full_sort_predict(make_interaction({uid: users}))
     except NotImplementedError:
@@ -82,7 +83,7 @@ def evaluate_users(
             for start in range(0, len(truth.users), batch_size):
                 stop = min(start + batch_size, len(truth.users))
                 users = torch.from_numpy(truth.users[start:stop]).to(device)
-                scores = _scores(model, users, n_items, uid, iid, make_interaction).cpu()
+                scores = score_items(model, users, n_items, uid, iid, make_interaction).cpu()
                 scores[:, 0] = -torch.inf  # RecBole's padding item
                 positives = _mask(truth.positives[start:stop], n_items)
                 if kind == "full":

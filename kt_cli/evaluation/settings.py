@@ -66,4 +66,11 @@ class EvalSettings:
     def to_dict(self) -> dict:
         return {**asdict(self), "ks": sorted(self.ks)}
 
+    def key(self, task: str) -> dict:
+        """The stored evaluation's key: CTR metrics take no cut-off and draw nothing, so ``ks`` and ``seed``
+        are left out of a CTR run's key (any --k finds its evaluation)."""
+        if task == "ctr":
+            return {"mode": self.mode, "part": self.part, "sparse_below": self.sparse_below}
+        return self.to_dict()
+
 

@@ -171,3 +171,30 @@ def random_like(store: Store, dataset: str, like: str, *, seed: int = 42, name: 
                           _now())
     store.save_knowledge_set(row, ids, matched)
     return row, False
+
+
+def restrict_like(store: Store, dataset: str, source: str, like: str, *, name: str) -> tuple[KnowledgeSetRow, bool]:
+    """Set ``source``'s vectors for only the entities set ``like`` covers.
+
+    A control (say no-LLM text) compared with partial LLM knowledge must cover the same entities, or the
+    comparison mixes what the vectors carry with how many entities have one.
+    """
+    rows = {}
+    for set_name in (source, like):
+        rows[set_name] = store.knowledge_set(dataset, set_name)
+        if rows[set_name] is None:
+            names = ", ".join(k.name for k in store.knowledge_sets(dataset)) or "none yet"
+            raise MissingInputError(f"There is no knowledge set '{set_name}' for dataset {dataset} (sets: {names}).",
+                                    f"kt embed --dataset {dataset} ...")
+    params = {"like": like, "like_created_at": rows[like].created_at.isoformat(),
+              "source_created_at": rows[source].created_at.isoformat()}
+    existing = store.knowledge_set(dataset, name)
+    if existing and existing.parent == source and existing.method == "restrict-like" and existing.params == params:
+        return existing, True
+    keep = set(store.knowledge_vectors(dataset, like)[0])
+    ids, vectors = store.knowledge_vectors(dataset, source)
+    chosen = [i for i, entity in enumerate(ids) if entity in keep]
+    row = KnowledgeSetRow(dataset, name, rows[source].entity, rows[source].dim, len(chosen), rows[source].source,
+                          "restrict-like", params, source, _now())
+    store.save_knowledge_set(row, [ids[i] for i in chosen], vectors[chosen])
+    return row, False

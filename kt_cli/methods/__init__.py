@@ -22,6 +22,7 @@ class Option:
     default: Any
     help: str
     minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,16 +49,21 @@ class MethodSpec:
             known = ", ".join(f"{k} (default {o.default})" for k, o in self.options.items()) or "none"
             raise UsageError(f"Method '{self.key}' has no option {', '.join(unknown)}. Its options: {known}.")
         checked = {}
+        names = {int: "whole number", float: "number", bool: "true or false", str: "text"}
         for key, value in values.items():
             option = self.options[key]
             kind = type(option.default)
             if kind is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if type(value) is not kind:
-                raise UsageError(f"--method-set {key} takes a {kind.__name__} ({option.help}), not {value!r}.")
+                raise UsageError(f"--method-set {key} takes a {names.get(kind, kind.__name__)} ({option.help}), "
+                                 f"not {value!r}.")
             if option.minimum is not None and value < option.minimum:
                 raise UsageError(f"--method-set {key} must be at least {option.minimum:g}, not {value}.")
-            checked[key] = value
+            if option.maximum is not None and value > option.maximum:
+                raise UsageError(f"--method-set {key} must be at most {option.maximum:g}, not {value}.")
+            if value != option.default:  # a default spelled out is the same run as one left out
+                checked[key] = value
         return checked
 
 
@@ -75,7 +81,7 @@ METHODS: dict[str, MethodSpec] = {
              "dedicated_experts": Option(6, "experts of each knowledge type", 0),
              "expert_hidden": Option(128, "hidden width of each expert MLP", 1),
              "expert_out": Option(32, "output width of each expert MLP", 1),
-             "dropout": Option(0.0, "dropout inside the experts", 0)},
+             "dropout": Option(0.0, "dropout inside the experts", 0, 0.9)},
             at_inference=True, feature_slots=True,
         ),
     )
@@ -83,7 +89,7 @@ METHODS: dict[str, MethodSpec] = {
 
 
 def get_method(name: str) -> MethodSpec:
-    """Look a method up; an unknown name lists the valid ones."""
-    if name not in METHODS:
+    """Look a method up case-insensitively; an unknown name lists the valid ones."""
+    if name.strip().lower() not in METHODS:
         raise NotFoundError("method", name, METHODS)
-    return METHODS[name]
+    return METHODS[name.strip().lower()]

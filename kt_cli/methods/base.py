@@ -10,7 +10,7 @@ method; what varies is behind these calls, in the manner of PyTorch Lightning's 
 - ``loss(model_loss, extra)`` combines them;
 - ``parameters()`` what the optimizer updates besides the model, in the current phase;
 - ``state_dict()``/``load_state_dict()`` the method's own weights, for checkpoints and ``model.pt``;
-- ``prepare_inference()`` before a finished run is scored (KAR's adaptor feeds the model at inference);
+- ``train(mode)`` with the model's own ``train``/``eval`` switch, for modules the method adds (dropout);
 - ``summary()`` what the run records about the knowledge (coverage, layer, parameters).
 """
 
@@ -59,8 +59,8 @@ class Method:
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
         """Restore what :meth:`state_dict` returned."""
 
-    def prepare_inference(self) -> None:
-        """Make the model score as it was trained to (nothing for methods that leave the model alone)."""
+    def train(self, mode: bool) -> None:
+        """Switch the method's own modules between training and inference, with the model."""
 
     def summary(self) -> dict[str, Any]:
         return {}

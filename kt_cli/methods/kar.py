@@ -171,6 +171,10 @@ class Kar(Method):
     def start_phase(self, phase: str) -> None:
         self._cache.clear()
 
+    def train(self, mode: bool) -> None:
+        if self.modules is not None:  # the experts' dropout is off whenever the model scores
+            self.modules.train(mode)
+
     def summary(self) -> dict[str, Any]:
         return {"coverage": self.coverage, "adaptor_parameters": sum(p.numel() for p in self.parameters()),
                 "knowledge_fields": [SLOTS[e] for e in self.knowledge]}

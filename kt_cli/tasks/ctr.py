@@ -43,17 +43,16 @@ class Ctr:
         """Internal user ids, internal item ids, labels and predicted probabilities of a part's samples."""
         dataset = session.parts.eval_data[part - 1].dataset
         samples = dataset.inter_feat
-        model = session.model
-        was_training = model.training
-        model.eval()
+        was_training = session.model.training
+        session.train_mode(False)
         scores = []
         try:
             with torch.no_grad():
                 for start in range(0, len(samples), BATCH):
                     batch = dataset.join(samples[start:start + BATCH]).to(session.parts.device)
-                    scores.append(model.predict(batch).float().cpu().numpy())
+                    scores.append(session.model.predict(batch).float().cpu().numpy())
         finally:
-            model.train(was_training)
+            session.train_mode(was_training)
         return (samples[session.parts.user_field].numpy(), samples[session.parts.item_field].numpy(),
                 samples[LABEL].numpy().astype(np.float64), np.concatenate(scores).astype(np.float64))
 

@@ -107,6 +107,8 @@ class TrainConfig:
     def _check_method(self) -> None:
         """The method exists, serves this model's task, and gets exactly the knowledge options it reads."""
         auto = "llmkt" if self.knowledge is not None else "none"
+        if self.method is not None:
+            object.__setattr__(self, "method", get_method(self.method).key)
         if self.method == auto:
             object.__setattr__(self, "method", None)  # the same run whether or not --method was spelled out
         spec = self.method_spec
@@ -121,8 +123,9 @@ class TrainConfig:
             options = ", ".join("--" + n.replace("_", "-") for n in foreign)
             wanted = ", ".join("--" + n.replace("_", "-") for n in spec.knowledge) or "no knowledge"
             raise UsageError(f"{options} {'is' if len(foreign) == 1 else 'are'} not read by method '{spec.key}', "
-                             f"which takes {wanted}. " + ("Use --method kar for user and item knowledge sets."
-                                                          if spec.key != "kar" else ""))
+                             f"which takes {wanted}. " + ("Use --method llmkt (the default with --knowledge)."
+                                                          if "knowledge" in foreign else
+                                                          "Use --method kar for user and item knowledge sets."))
         if spec.knowledge and not given:
             wanted = " and/or ".join("--" + n.replace("_", "-") for n in spec.knowledge)
             raise UsageError(f"Method '{spec.key}' needs {wanted} (knowledge sets, see kt knowledge).")
@@ -219,3 +222,13 @@ def check_inputs(store: Store, config: TrainConfig) -> dict[str, KnowledgeSetRow
                              f"(see kt knowledge --dataset {config.dataset}).")
         rows[option] = row
     return rows
+
+
+def knowledge_stamps(store: Store, config: TrainConfig) -> dict[str, str]:
+    """Each knowledge set the run reads, with its creation time: a set re-imported under the same name is
+    different input (it changes the run's digest, and a KAR run refuses to score with it)."""
+    stamps = {}
+    for name in config.knowledge_sets().values():
+        row = store.knowledge_set(config.dataset, name)
+        stamps[name] = row.created_at.isoformat() if row else ""
+    return stamps

@@ -8,6 +8,9 @@ suite trains. Default layers follow the LLM-KT reference (REFERENCE.md) where it
 ``context`` models score labelled (user, item, features) samples (the CTR task) and accept extra
 feature fields, which is where KAR puts its knowledge. ``kar_hidden_from`` names modules of a context
 model that must not see KAR's fields (DeepFM's FM term: KAR feeds its DNN and first-order term only).
+``vectors`` says where a model keeps user and item vectors whose inner product is its score, so ``kt
+recommend`` can search them with faiss: ``embeddings`` (``user_embedding``/``item_embedding`` tables) or
+``forward`` (``forward()`` returns both, LightGCN's propagated ones); other models score every item.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class ModelSpec:
     note: str
     kind: str = "general"  # RecBole's model type: general (ranking) or context (CTR)
     kar_hidden_from: tuple[str, ...] = ()
+    vectors: str | None = None  # how user and item vectors whose inner product is the score are read (retrieval)
 
     @property
     def task(self) -> str:
@@ -46,10 +50,11 @@ MODELS: dict[str, ModelSpec] = {
                   "the fused user vector before dropout (64-d), as in the reference"),
         ModelSpec("multvae", "MultiVAE", "decoder:input",
                   "the sampled latent z (64-d), as in the reference"),
-        ModelSpec("bpr", "BPR", "user_embedding:output", "the user's ID embedding (64-d)"),
+        ModelSpec("bpr", "BPR", "user_embedding:output", "the user's ID embedding (64-d)", vectors="embeddings"),
         ModelSpec("lightgcn", "LightGCN", "reg_loss:input",
                   "the batch users' layer-0 embeddings (64-d); LightGCN's propagation reads weights "
-                  "directly, so its regulariser's input is the first per-user tensor a hook can see"),
+                  "directly, so its regulariser's input is the first per-user tensor a hook can see",
+                  vectors="forward"),
         ModelSpec("dcn", "DCN", "mlp_layers:output", _DEEP_TOWER.format(width=256), kind="context"),
         ModelSpec("deepfm", "DeepFM", "mlp_layers:output", _DEEP_TOWER.format(width=128), kind="context",
                   kar_hidden_from=("fm",)),

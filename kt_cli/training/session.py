@@ -21,7 +21,7 @@ from kt_cli.methods.base import Method
 from kt_cli.store import Store
 from kt_cli.training import recbole_adapter
 from kt_cli.training.config import TrainConfig, check_inputs
-from kt_cli.training.hooks import LayerInfo, LayerRef, survey_layers
+from kt_cli.training.hooks import LayerInfo, survey_layers
 from kt_cli.training.models import get_model_spec
 
 
@@ -79,14 +79,10 @@ class Session:
         self._parts = rows["part"].to_numpy()
         self.method: Method = config.method_spec.load()(self)
 
-    @property
-    def layer(self) -> LayerRef:
-        return LayerRef.parse(self.config.inject_layer or self.spec.default_layer)
-
-    @property
-    def targets(self):
-        """LLM-KT's knowledge targets (None for other methods or before attaching)."""
-        return getattr(self.method, "targets", None)
+    def train_mode(self, mode: bool) -> None:
+        """The model and the method's own modules in training (True) or inference mode, together."""
+        self.model.train(mode)
+        self.method.train(mode)
 
     def truth(self, part: int) -> Truth:
         return build_truth(self._users, self._items, self._parts, part)

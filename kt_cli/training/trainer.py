@@ -28,7 +28,7 @@ from kt_cli import __version__
 from kt_cli.errors import Interrupted, UsageError
 from kt_cli.store import RunRow, Store, _now
 from kt_cli.training import lease
-from kt_cli.training.config import TrainConfig, check_run_name, default_run_name
+from kt_cli.training.config import TrainConfig, check_run_name, default_run_name, knowledge_stamps
 from kt_cli.training.session import Session, read_inputs
 
 CHECKPOINT_SECONDS = 5.0
@@ -57,10 +57,9 @@ class TrainResult:
 
 
 def run_digest(store: Store, config: TrainConfig) -> str:
-    """The config's hash, plus the knowledge set's creation time: a set re-imported under the same
-    name is different input, so a run on it must not be reused."""
-    row = store.knowledge_set(config.dataset, config.knowledge) if config.knowledge else None
-    stamp = row.created_at.isoformat() if row else ""
+    """The config's hash, plus its knowledge sets' creation times, so a run on a re-imported set is not reused
+    (with one set, the same digest as before KAR existed)."""
+    stamp = "|".join(knowledge_stamps(store, config).values())
     return hashlib.sha256(f"{config.digest()}|{stamp}".encode()).hexdigest()[:16]
 
 
@@ -153,6 +152,7 @@ def train(
                 return TrainResult(name, "cached", existing.summary)
         folder = store.run_folder(name)
         inputs = read_inputs(store, config)
+        stamps = knowledge_stamps(store, config)
         if existing and replace_run:
             store.delete_run(name)
         store.start_run(RunRow(
@@ -166,6 +166,7 @@ def train(
     torch.set_num_threads(threads)
     try:
         summary, resumed = _fit(store_path, name, config, inputs, folder, digest, on_epoch)
+        summary["knowledge_created"] = stamps
     except KeyboardInterrupt as e:
         with Store.open(store_path) as store:
             store.finish_run(name, "interrupted", {}, error="interrupted")
@@ -189,8 +190,7 @@ def train_epoch(session: Session, optimizer: torch.optim.Optimizer) -> dict[str,
     ``(1 - alpha) * model_loss + alpha * recon``); the baseline and the fine-tune phase run the very same
     loop on the model's loss alone. Public so bench/hook_overhead.py times exactly what training runs.
     """
-    model = session.model
-    model.train()
+    session.train_mode(True)
     clip = session.parts.config["clip_grad_norm"]
     totals = {"model": 0.0, "recon": 0.0, "batches": 0, "recon_batches": 0, "aligned": 0, "masked": 0}
     for batch in session.parts.train_data:
@@ -203,7 +203,7 @@ def train_epoch(session: Session, optimizer: torch.optim.Optimizer) -> dict[str,
             totals["recon_batches"] += 1
         loss.backward()
         if clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), **clip)
+            torch.nn.utils.clip_grad_norm_(session.trainable(), **clip)
         optimizer.step()
         totals["model"] += float(model_loss.detach())
         totals["batches"] += 1
