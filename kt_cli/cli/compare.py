@@ -94,6 +94,8 @@ def compare(
     max_train: Annotated[Optional[int], typer.Option(
         help="Only users with fewer training interactions (e.g. 20 for sparse users).")] = None,
     metrics: Annotated[Optional[str], typer.Option(help="Only these metrics, e.g. ndcg,recall.")] = None,
+    item_slice: Annotated[str, typer.Option("--slice", help="Ranking runs: all held-out items, or only cold (no "
+                                            "training interaction), warm, or tail<5 items.")] = "all",
     k: Annotated[str, typer.Option("--k", help="Cut-offs to show (an evaluation at 5,10,20 holds 10).")] = "5,10,20",
     mode: Annotated[str, typer.Option(help="Evaluation mode the runs were evaluated with.")] = "full",
     part: Annotated[str, typer.Option(help="Split part the runs were evaluated on.")] = "test",
@@ -106,7 +108,7 @@ def compare(
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not '{format}'.")
     with Store.open(store, create=False) as db:
         result = compare_runs(db, runs, EvalSettings(ks=parse_ks(k), mode=mode, part=part), test=test,
-                              max_train=max_train, correct=correct,
+                              max_train=max_train, correct=correct, item_slice=item_slice,
                               metrics=[m.strip().lower() for m in metrics.split(",")] if metrics else None)
     if format == "json":
         return emit_json(as_json(result))

@@ -23,7 +23,7 @@ def eval_runs(
     sparse_below: Annotated[int, typer.Option(help="Sparse slice: users with fewer training interactions.")] = 20,
     seed: options.Seed = 0,
     per_user: Annotated[Optional[Path], typer.Option(
-        "--per-user", help="Also write every user's value (run, user_id, n_train, metric, k, value) to this "
+        "--per-user", help="Also write every user's value (run, slice, user_id, n_train, metric, k, value) to this "
                            ".csv or .parquet file.")] = None,
     force: options.Force = False,
     threads: options.Threads = 1,
@@ -79,7 +79,7 @@ def _export(store: Path, eval_ids: list[str], runs: list[str], path: Path) -> No
 
     with Store.open(store, create=False) as db:
         frame = pd.concat([db.eval_users(e).assign(run=run) for e, run in zip(eval_ids, runs)], ignore_index=True)
-    frame = frame[["run", "user_id", "n_train", "metric", "k", "value"]]
+    frame = frame[["run", "slice", "user_id", "n_train", "metric", "k", "value"]]
     partial = path.with_name(path.name + ".partial")
     if path.suffix == ".parquet":
         frame.to_parquet(partial, index=False)

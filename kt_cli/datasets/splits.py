@@ -13,6 +13,9 @@ twice. Schemes (docs/architecture.md, "Splits"):
   a rating at a boundary's timestamp stays on the earlier side.
 - ``loo`` (leave-one-out, time order): each user's last rating is test, the second-last validation, the
   rest training; users with fewer than three ratings keep them all in training.
+- ``cold-items[:F]`` (default F 0.2): a share F of the items, drawn with ``--split-seed``, never appear in
+  training: each of their interactions goes to validation or test (drawn in the ratio 0.1 : 0.2); the other
+  interactions are split per user in time order 70/10/20. New items a content-based model can recommend.
 
 The split seed is separate from the training seed, so runs over several training seeds share one split
 and can be compared user by user; time-ordered splits do not depend on it.
@@ -35,7 +38,9 @@ from kt_cli.store import Store
 PARTS = ("train", "valid", "test")
 RECBOLE_DATASET = "kt"  # RecBole's dataset name for exported files; never a RecBole preset name
 ORDERS = ("time", "random", "global")
-SCHEMES = ("ratio", "loo")
+SCHEMES = ("ratio", "loo", "cold-items")
+COLD_ITEMS = "cold-items"
+DEFAULT_COLD_FRACTION = 0.2
 TIES = "item_id ascending, compared as text"  # how equal timestamps are ordered, recorded with every time-ordered split
 
 
@@ -48,6 +53,7 @@ class SplitSpec:
     seed: int = 42
     order: str = "time"
     scheme: str = "ratio"
+    cold_fraction: float = 0.0  # cold-items: the share of items kept out of training
 
     def __post_init__(self) -> None:
         if self.scheme not in SCHEMES:
@@ -57,11 +63,14 @@ class SplitSpec:
         if self.scheme == "loo" and self.order != "time":
             raise UsageError("--split loo is leave-one-out in time order; it takes no --split-order "
                              f"'{self.order}'. Drop --split-order, or split by ratios.")
-        if self.scheme == "ratio" and (len(self.ratios) != 3 or min(self.ratios) <= 0
+        if self.scheme == COLD_ITEMS and not 0 < self.cold_fraction < 1:
+            raise UsageError(f"--split cold-items:F takes a share of items F between 0 and 1 (e.g. cold-items:0.2), "
+                             f"not {self.cold_fraction:g}.")
+        if self.scheme != "loo" and (len(self.ratios) != 3 or min(self.ratios) <= 0
                                        or abs(sum(self.ratios) - 1) > 1e-6):
             raise UsageError(f"Split ratios must be three positive numbers summing to 1 (train, validation for early "
                              f"stopping, test), got {', '.join(f'{r:g}' for r in self.ratios)}.")
-        if self.order != "random" or self.scheme == "loo":  # deterministic: the seed means nothing
+        if (self.order != "random" and self.scheme != COLD_ITEMS) or self.scheme == "loo":  # the seed means nothing
             object.__setattr__(self, "seed", 0)
         if self.scheme == "loo":
             object.__setattr__(self, "ratios", (0.0, 0.0, 0.0))
@@ -76,14 +85,18 @@ class SplitSpec:
         if self.scheme == "loo":
             return "loo"
         ratios = "/".join(f"{r:g}" for r in self.ratios)
+        if self.scheme == COLD_ITEMS:
+            return f"cold-items {self.cold_fraction:g} seed {self.seed}, warm {self.order} {ratios}"
         return f"{self.order} {ratios}" + (f" seed {self.seed}" if self.order == "random" else "")
 
     def as_dict(self) -> dict[str, object]:
         """The stored description of a split: scheme, order, ratios, seed and the tie rule."""
         record: dict[str, object] = {"scheme": self.scheme, "order": self.order}
-        if self.scheme == "ratio":
+        if self.scheme != "loo":
             record["ratios"] = list(self.ratios)
-        if self.order == "random":
+        if self.scheme == COLD_ITEMS:
+            record["cold_fraction"] = self.cold_fraction
+        if self.order == "random" or self.scheme == COLD_ITEMS:
             record["seed"] = self.seed
         else:
             record["ties"] = TIES
@@ -95,18 +108,27 @@ def parse_split(text: str, order: str = "time", seed: int = 42) -> SplitSpec:
     order = order.strip().lower()
     if text.strip().lower() == "loo":
         return SplitSpec(seed=seed, order=order, scheme="loo")
+    scheme, _, fraction = text.strip().lower().partition(":")
+    if scheme == COLD_ITEMS:
+        try:
+            share = float(fraction) if fraction else DEFAULT_COLD_FRACTION
+        except ValueError as e:
+            raise UsageError(f"--split cold-items:F takes a share of items, e.g. cold-items:0.2, not '{text}'.") from e
+        return SplitSpec(seed=seed, order=order, scheme=COLD_ITEMS, cold_fraction=share)
     try:
         parts = tuple(float(x) for x in text.split(","))
     except ValueError as e:
-        raise UsageError(f"--split takes three ratios like 0.7,0.1,0.2, or loo, not '{text}'.") from e
+        raise UsageError(f"--split takes three ratios like 0.7,0.1,0.2, loo, or cold-items[:F], not '{text}'.") from e
     if len(parts) != 3:
-        raise UsageError(f"--split takes three ratios like 0.7,0.1,0.2, or loo, not '{text}'.")
+        raise UsageError(f"--split takes three ratios like 0.7,0.1,0.2, loo, or cold-items[:F], not '{text}'.")
     return SplitSpec(parts, seed, order)  # type: ignore[arg-type]
 
 
 def split_id(dataset_fingerprint: str, spec: SplitSpec) -> str:
     ratios = "/".join(f"{r:g}" for r in spec.ratios)
-    if spec.order == "random":  # the key random splits always had, so their ids never change
+    if spec.scheme == COLD_ITEMS:
+        key = f"{dataset_fingerprint}|{spec.scheme}|{spec.order}|{ratios}|{spec.cold_fraction:g}|{spec.seed}"
+    elif spec.order == "random":  # the key random splits always had, so their ids never change
         key = f"{dataset_fingerprint}|{ratios}|{spec.seed}"
     else:
         key = f"{dataset_fingerprint}|{spec.scheme}|{spec.order}|{ratios}"
@@ -144,6 +166,8 @@ def assign_parts(interactions: pd.DataFrame, spec: SplitSpec) -> pd.DataFrame:
     frame = interactions[columns].sort_values(["user_id", "item_id"]).reset_index(drop=True)
     if spec.needs_time:
         _require_time(interactions, spec)
+    if spec.scheme == COLD_ITEMS:
+        return _cold_item_parts(frame, spec)
     if spec.order == "global":
         return _global_parts(frame, spec.ratios)
     if spec.order == "random":
@@ -162,6 +186,19 @@ def assign_parts(interactions: pd.DataFrame, spec: SplitSpec) -> pd.DataFrame:
         train_end, valid_end = _ratio_counts(n, spec.ratios)
     frame["part"] = np.where(rank < train_end, 0, np.where(rank < valid_end, 1, 2)).astype("int8")
     return frame.drop(columns="timestamp")
+
+
+def _cold_item_parts(frame: pd.DataFrame, spec: SplitSpec) -> pd.DataFrame:
+    """A share of the items (drawn with the split seed) only in validation/test; the rest split as usual."""
+    rng = np.random.default_rng(spec.seed)
+    items = np.array(sorted(frame["item_id"].unique()))
+    cold = set(rng.choice(items, size=max(1, round(spec.cold_fraction * len(items))), replace=False))
+    is_cold = frame["item_id"].isin(cold).to_numpy()
+    warm = assign_parts(frame[~is_cold], SplitSpec(spec.ratios, spec.seed, spec.order))
+    held = frame.loc[is_cold, ["user_id", "item_id"]].copy()  # in (user, item) order, so the draw is repeatable
+    valid_share = spec.ratios[1] / (spec.ratios[1] + spec.ratios[2])
+    held["part"] = np.where(rng.random(len(held)) < valid_share, 1, 2).astype("int8")
+    return pd.concat([warm, held], ignore_index=True).sort_values(["user_id", "item_id"]).reset_index(drop=True)
 
 
 def _global_parts(frame: pd.DataFrame, ratios: tuple[float, float, float]) -> pd.DataFrame:

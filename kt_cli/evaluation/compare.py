@@ -28,7 +28,7 @@ import pandas as pd
 
 from kt_cli.errors import MissingInputError, UsageError
 from kt_cli.evaluation import ctr
-from kt_cli.evaluation.settings import METRICS, EvalSettings
+from kt_cli.evaluation.settings import ITEM_SLICES, METRICS, EvalSettings
 from kt_cli.store import RunRow, Store
 from kt_cli.tasks import TASKS
 from kt_cli.training.models import get_model_spec
@@ -171,9 +171,10 @@ def _evaluation(store: Store, run: RunRow, settings: EvalSettings) -> str:
     )
 
 
-def _user_table(store: Store, eval_id: str, ks: tuple[int, ...], max_train: int | None) -> pd.DataFrame:
+def _user_table(store: Store, eval_id: str, ks: tuple[int, ...], max_train: int | None,
+                item_slice: str = "all") -> pd.DataFrame:
     frame = store.eval_users(eval_id)
-    frame = frame[frame["k"].isin(ks)]
+    frame = frame[frame["k"].isin(ks) & (frame["slice"] == item_slice)]
     if max_train is not None:
         frame = frame[frame["n_train"] < max_train]
     frame = frame.assign(label=frame["metric"] + "@" + frame["k"].astype(str))
@@ -182,7 +183,7 @@ def _user_table(store: Store, eval_id: str, ks: tuple[int, ...], max_train: int 
 
 def compare_runs(
     store: Store, names: list[str], settings: EvalSettings = EvalSettings(), *, test: str | None = None,
-    max_train: int | None = None, metrics: list[str] | None = None, correct: str = "holm",
+    max_train: int | None = None, metrics: list[str] | None = None, correct: str = "holm", item_slice: str = "all",
 ) -> Comparison:
     """Compare runs (or groups of runs, by glob pattern) evaluated with ``settings``; ``max_train`` keeps
     only users with fewer training interactions (the sparse slice). ``test``: ranking runs take ttest (the
@@ -206,6 +207,9 @@ def compare_runs(
                                                             "--test ttest does not apply (a user's AUC is not a mean "
                                                             "of independent values).") + " Drop the option.")
     test = test or "ttest"
+    if item_slice != "all" and (task != "ranking" or item_slice not in ITEM_SLICES):
+        raise UsageError(f"--slice takes all or an item slice of ranking runs ({', '.join(ITEM_SLICES)}), not "
+                         f"'{item_slice}'" + (" (CTR runs have no item slices)." if task != "ranking" else "."))
     valid = TASKS[task].metrics or METRICS
     unknown = sorted(set(metrics or []) - set(valid))
     if unknown:
@@ -230,9 +234,9 @@ def compare_runs(
                     "options.")
     if task == "ctr":
         return _compare_ctr(store, columns, settings, max_train, metrics, correct, first)
-    tables = [[_user_table(store, _evaluation(store, run, settings), settings.ks, max_train) for run in runs]
-              for _, runs in columns]
-    slice_name = "all" if max_train is None else f"n_train<{max_train}"
+    tables = [[_user_table(store, _evaluation(store, run, settings), settings.ks, max_train, item_slice)
+               for run in runs] for _, runs in columns]
+    slice_name = item_slice if max_train is None else f"{item_slice}, n_train<{max_train}"
     users = None
     for group in tables:
         for table in group:

@@ -150,6 +150,21 @@ def _sample_negatives(truth: Truth, start: int, stop: int, per_positive: int, ki
     return mask
 
 
+def slice_truth(truth: Truth, keep: np.ndarray) -> Truth:
+    """``truth`` for the held-out items ``keep`` marks (a bool mask over internal item ids): users with at least
+    one such item, ranked for those only; their other held-out items are masked out of the ranking (neither a
+    target nor a negative), as they would be if the slice were all the user had."""
+    users, positives, exclude, used = [], [], [], []
+    for user, pos, excluded, seen in zip(truth.users, truth.positives, truth.exclude, truth.used):
+        inside = keep[pos]
+        if inside.any():
+            users.append(user)
+            positives.append(pos[inside])
+            exclude.append(np.concatenate([excluded, pos[~inside]]))
+            used.append(seen)
+    return Truth(np.asarray(users, dtype=np.int64), positives, exclude, used)
+
+
 def build_truth(users: np.ndarray, items: np.ndarray, parts: np.ndarray, target: int) -> Truth:
     """Truth for split part ``target`` (1 valid, 2 test) from internal-id arrays of the whole split.
 

@@ -41,6 +41,8 @@ def parse_ks(text: str) -> tuple[int, ...]:
 
 
 PARTS = {"valid": 1, "test": 2}
+TAIL_BELOW = 5  # the long-tail item slice: fewer training interactions than this (and at least one)
+ITEM_SLICES = ("cold", "warm", f"tail<{TAIL_BELOW}")  # ranking runs' item slices (tasks/ranking.py)
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,7 @@ class RunTables(StoreCore):
 
     def eval_users(self, eval_id: str) -> pd.DataFrame:
         return self._con.execute(
-            "SELECT user_id, n_train, metric, k, value FROM eval_users WHERE eval_id = ? "
-            "ORDER BY metric, k, user_id",
+            "SELECT user_id, n_train, metric, k, value, slice FROM eval_users WHERE eval_id = ? "
+            "ORDER BY slice, metric, k, user_id",
             [eval_id],
         ).df()

@@ -61,5 +61,8 @@ MIGRATIONS: dict[int, str] = {
     5: """
     CREATE TABLE eval_samples (eval_id VARCHAR, user_id VARCHAR, item_id VARCHAR, label FLOAT, score DOUBLE);
     """,
+    6: """
+    ALTER TABLE eval_users ADD COLUMN slice VARCHAR DEFAULT 'all';
+    """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)

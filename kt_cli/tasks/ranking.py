@@ -1,7 +1,11 @@
 """The ranking task: each user's held-out items ranked among all items (or RecBole-style samples).
 
 Validation is kt's own full ranking on the validation part (``--valid-metric``, e.g. ``ndcg@10``); the
-evaluation stores every user's NDCG, Hit, Recall, MRR and Precision at each K (evaluation/ranking.py).
+evaluation stores every user's NDCG, Hit, Recall, MRR and Precision at each K (evaluation/ranking.py), for all
+held-out items and for item slices: ``cold`` (items with no training interaction: new items, as the
+``cold-items`` split makes), ``warm`` (the others) and ``tail`` (items with fewer than ``TAIL_BELOW`` training
+interactions, cold ones excluded). A slice ranks each user's held-out items of the slice among all items,
+the user's other held-out items masked out; users with no held-out item in the slice are not in it.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from kt_cli.datasets.splits import export_for_recbole
-from kt_cli.evaluation.settings import PARTS, EvalSettings, parse_metric
+from kt_cli.evaluation.settings import ITEM_SLICES, PARTS, TAIL_BELOW, EvalSettings, parse_metric
 from kt_cli.store import Store
+from kt_cli.evaluation.ranking import slice_truth
 from kt_cli.tasks.base import EvalTables, aggregate
 
 
@@ -33,15 +38,23 @@ class Ranking:
 
     def evaluate(self, session, settings: EvalSettings) -> EvalTables:
         truth = session.truth(PARTS[settings.part])
-        values = session.evaluate(truth, settings.ks, mode=settings.mode, seed=settings.seed)
-        external = session.parts.external_ids("user")[truth.users]
         counts = session.n_train()
-        n_train = np.array([counts.get(int(u), 0) for u in truth.users])
-        per_user = pd.concat([
-            pd.DataFrame({"user_id": external, "n_train": n_train, "metric": metric, "k": k, "value": v})
-            for (metric, k), v in values.items()
-        ], ignore_index=True)
-        sparse = n_train < settings.sparse_below
-        rows = [row for (metric, k), v in values.items()
-                for row in aggregate(metric, k, lambda mask, v=v: float(v[mask].mean()), sparse, settings)]
-        return EvalTables(per_user, pd.DataFrame(rows), None)
+        items = session.item_train_counts()
+        keep = {"cold": items == 0, "warm": items > 0, ITEM_SLICES[2]: (items > 0) & (items < TAIL_BELOW)}
+        frames, rows = [], []
+        for name, subset in [("all", truth)] + [(s, slice_truth(truth, keep[s])) for s in ITEM_SLICES]:
+            if len(subset.users) == 0:
+                continue
+            values = session.evaluate(subset, settings.ks, mode=settings.mode, seed=settings.seed)
+            n_train = np.array([counts.get(int(u), 0) for u in subset.users])
+            frames += [pd.DataFrame({"user_id": session.parts.external_ids("user")[subset.users], "n_train": n_train,
+                                     "metric": metric, "k": k, "value": v, "slice": name})
+                       for (metric, k), v in values.items()]
+            if name == "all":  # all users, and the sparse-user slice
+                sparse = n_train < settings.sparse_below
+                rows += [row for (metric, k), v in values.items()
+                         for row in aggregate(metric, k, lambda mask, v=v: float(v[mask].mean()), sparse, settings)]
+            else:
+                rows += [{"slice": name, "metric": metric, "k": k, "value": float(v.mean()), "n_users": len(v)}
+                         for (metric, k), v in values.items()]
+        return EvalTables(pd.concat(frames, ignore_index=True), pd.DataFrame(rows), None)

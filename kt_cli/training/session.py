@@ -93,6 +93,10 @@ class Session:
         ids, counts = np.unique(train_users, return_counts=True)
         return dict(zip(ids.tolist(), counts.tolist()))
 
+    def item_train_counts(self) -> np.ndarray:
+        """Training interactions per internal item id (0 for an item no one trained on: a cold item)."""
+        return np.bincount(self._items[self._parts == 0], minlength=self.parts.num("item"))
+
     def item_popularity(self) -> np.ndarray:
         """Interactions per internal item id over the whole split, as RecBole's ``pop`` sampler counts."""
         return np.bincount(self._items, minlength=self.parts.num("item"))
