@@ -467,7 +467,7 @@ def test_every_command_has_help(command: list[str]) -> None:
     (["--gguf", "missing.gguf"], 2, ["GGUF file missing.gguf does not exist"]),
     (["--offline", "--no-cache"], 2, ["give one of them"]),
     (["--history", "everything"], 2, ["--history must be one of train, all"]),
-    (["--split", "0.7,0.3"], 2, ["--split takes three ratios like 0.7,0.1,0.2, or loo"]),
+    (["--split", "0.7,0.3"], 2, ["--split takes three ratios like 0.7,0.1,0.2, loo, or cold-items[:F]"]),
     (["--split-order", "weekly"], 2, ["--split-order must be one of time, random, global"]),
     (["--split", "loo", "--split-order", "random"], 2, ["leave-one-out in time order"]),
     (["--template", "books"], 2, ["Unknown template 'books'", "movies, music, generic"]),

@@ -24,6 +24,8 @@ def test_per_user_values_are_stored_and_aggregate_to_the_means(trained) -> None:
     result = evaluate_run(trained, "a")
     with Store.open(trained) as store:
         users = store.eval_users(result.eval_id)
+    assert set(users["slice"]) >= {"all", "warm"}  # item slices are stored beside all held-out items
+    users = users[users["slice"] == "all"]
     assert len(users) == 943 * 5 * 3
     ndcg = users[(users.metric == "ndcg") & (users.k == 10)]
     table = result.metrics.set_index(["slice", "metric", "k"])
@@ -53,8 +55,8 @@ def test_compare_uses_a_paired_test_over_the_same_users(trained) -> None:
     evaluate_run(trained, "b")
     with Store.open(trained) as store:
         result = compare_runs(store, ["a", "b"], correct="none")  # raw p; adjustments: test_runs_cli.py
-        a = store.eval_users(store.evaluation_id("a", EvalSettings().to_dict()))
-        b = store.eval_users(store.evaluation_id("b", EvalSettings().to_dict()))
+        a = store.eval_users(store.evaluation_id("a", EvalSettings().to_dict())).query("slice == 'all'")
+        b = store.eval_users(store.evaluation_id("b", EvalSettings().to_dict())).query("slice == 'all'")
         itself = compare_runs(store, ["a", "a"])
         sparse = compare_runs(store, ["a", "b"], max_train=20)
     pick = lambda f: f[(f.metric == "ndcg") & (f.k == 10)].set_index("user_id").value.sort_index()

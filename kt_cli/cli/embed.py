@@ -27,8 +27,8 @@ def embed(
     from_metadata: Annotated[bool, typer.Option(
         "--from-metadata", help="No-LLM vectors: shares of liked/disliked genres and release decades.")] = False,
     metadata_text: Annotated[bool, typer.Option(
-        "--metadata-text", help="No-LLM item vectors: each item's title, year and genres (what an item prompt "
-                                "shows) through the encoder.")] = False,
+        "--metadata-text", help="Item vectors from each item's own text, 'Title: ... Year: ... Genres: ...' (LEARN's "
+                                "input; the no-LLM item control); the default source with --entity item.")] = False,
     random_like_set: Annotated[Optional[str], typer.Option(
         "--random-like", help="Control: random vectors for the same entities as this set, with its per-column "
                               "mean and spread.")] = None,
@@ -55,7 +55,8 @@ def embed(
     """Store knowledge vectors (one per user or item) as a named set: embedded texts, a file, metadata, random."""
     sources = [profiles is not None, history_text, metadata_text, from_file is not None, from_metadata,
                random_like_set is not None]
-    if sum(sources) != 1:
+    metadata_text = metadata_text or (entity == "item" and not any(sources))  # an item's own text by default
+    if sum(sources) + (not any(sources) and metadata_text) != 1:
         raise UsageError("Give exactly one source: --profiles SET, --history-text, --metadata-text, --from-file FILE, "
                          "--from-metadata or --random-like SET.")
     if profiles is not None or history_text or metadata_text:

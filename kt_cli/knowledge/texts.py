@@ -16,7 +16,8 @@ from kt_cli.datasets.registry import ensure_dataset
 from kt_cli.datasets.splits import shown_interactions
 from kt_cli.errors import MissingInputError
 from kt_cli.knowledge.encoders import Encoder
-from kt_cli.profiles.prompts import HistoryRules, item_line, user_values
+from kt_cli.datasets.fields import TITLE_FIELDS, first_field, genres, year
+from kt_cli.profiles.prompts import HistoryRules, user_values
 from kt_cli.store import KnowledgeSetRow, Store, _now
 
 BATCH = 256  # texts per encoder call and per store write
@@ -116,16 +117,23 @@ def embed_history(store: Store, dataset: str, encoder: Encoder, rules: HistoryRu
                        source="history-text", params={"rules": rules.as_dict()}, progress=progress)
 
 
+def item_text(fields: dict[str, str]) -> str:
+    """``Title: Toy Story. Year: 1995. Genres: Animation, Children's, Comedy.`` (LEARN's item text), empty parts
+    left out."""
+    parts = [("Title", first_field(fields, TITLE_FIELDS)), ("Year", year(fields)), ("Genres", ", ".join(genres(fields)))]
+    return " ".join(f"{label}: {value}." for label, value in parts if value)
+
+
 def embed_item_metadata(store: Store, dataset: str, encoder: Encoder, *, name: str | None = None,
                         progress: Callable[[int, int], None] | None = None) -> EmbedReport:
-    """Embed each item's metadata line (title, year, genres: what an item prompt shows) as plain text.
+    """Embed each item's text (title, year, genres: what an item prompt shows), no LLM answer in it.
 
-    The no-LLM control for item knowledge (KAR's factual knowledge): the encoder sees what the LLM was
-    told about the item, without what the LLM added.
+    LEARN's item input, and the no-LLM control for item knowledge (KAR's factual knowledge): the encoder sees
+    what the LLM was told about the item, without what the LLM added.
     """
     ensure_dataset(store, dataset)
     fields = store.item_fields(dataset)
     ids = sorted(store.entity_ids(dataset, "item"))
-    texts = [item_line(fields.get(i, {})).removeprefix("- ") for i in ids]
+    texts = [item_text(fields.get(i, {})) for i in ids]
     return embed_texts(store, dataset, "item", ids, texts, encoder, name=name or f"item-metadata-{encoder.name}",
                        source="item-metadata-text", params={}, progress=progress)
