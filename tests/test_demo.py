@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from kt_cli.cli import demo as demo_cli
 from kt_cli.cli.app import app
-from kt_cli.store import Store
+from kt_cli.store import Store, _now
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -52,3 +53,12 @@ def test_demo_runs_the_pipeline_and_reuses_the_store(store_path: Path, monkeypat
     assert again.stderr.count("Already trained") == 6 and "Already stored" in again.stderr
     with Store.open(store_path) as store:
         assert {r.name: r.finished_at for r in store.runs()} == {n: r.finished_at for n, r in runs.items()}
+
+    with Store.open(store_path) as store:  # the knowledge stored again, as newer shipped profiles would make it
+        ids, vectors = store.knowledge_vectors("ml-100k", "llm-pca64")
+        row = store.knowledge_set("ml-100k", "llm-pca64")
+        store.save_knowledge_set(replace(row, created_at=_now()), ids, vectors)
+    third = runner.invoke(app, args)
+    assert third.exit_code == 0, third.output
+    assert third.stderr.count("Already trained") == 3  # the baselines; the LLM-KT runs are retrained
+    assert any("--knowledge llm-pca64" in line and "--force" in line for line in shown)

@@ -63,6 +63,14 @@ def run_digest(store: Store, config: TrainConfig) -> str:
     return hashlib.sha256(f"{config.digest()}|{stamp}".encode()).hexdigest()[:16]
 
 
+def is_stale(store_path: Path, config: TrainConfig, name: str) -> bool:
+    """Whether run ``name`` exists but was trained on other inputs than ``config`` reads now (another config,
+    or a knowledge set stored again since, e.g. from newer shipped profiles)."""
+    with Store.open(store_path) as store:
+        existing = store.run(name)
+        return existing is not None and existing.config_hash != run_digest(store, config.checked())
+
+
 def library_versions() -> dict[str, str]:
     import duckdb
     import recbole
