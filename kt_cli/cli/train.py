@@ -36,21 +36,16 @@ def _overrides(config_file: Optional[Path], settings: list[str]) -> dict:
         if not isinstance(loaded, dict):
             raise UsageError(f"--config {config_file} must hold a mapping of RecBole settings.")
         values.update(loaded)
-    for item in settings:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--set takes key=value (e.g. --set learning_rate=0.002), not '{item}'.")
-        values[key.strip()] = yaml.safe_load(raw)
-    return values
+    return {**values, **_pairs(settings, "--set", "learning_rate=0.002")}
 
 
-def _method_options(settings: list[str]) -> dict:
-    """--method-set key=value pairs (values parsed as YAML, so 4 is an int and 0.1 a float)."""
+def _pairs(items: list[str], option: str, example: str) -> dict:
+    """``key=value`` arguments of a repeatable option, values parsed as YAML (4 is an int, 0.1 a float)."""
     values: dict = {}
-    for item in settings:
+    for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"--method-set takes key=value (e.g. --method-set shared_experts=3), not '{item}'.")
+            raise UsageError(f"{option} takes key=value (e.g. {option} {example}), not '{item}'.")
         values[key.strip()] = yaml.safe_load(raw)
     return values
 
@@ -119,7 +114,7 @@ def train(
         finetune_epochs=finetune_epochs, patience=patience, valid_metric=valid_metric,
         split=split, split_order=split_order, split_seed=split_seed, seed=seed, device=device,
         recbole=_overrides(config, set_), method=method, user_knowledge=user_knowledge,
-        item_knowledge=item_knowledge, method_options=_method_options(method_set), label_threshold=label_threshold,
+        item_knowledge=item_knowledge, method_options=_pairs(method_set, "--method-set", "shared_experts=3"), label_threshold=label_threshold,
     )
     settings = settings.checked(allow_unknown_settings=allow_unknown_settings)
     if name is not None:

@@ -100,6 +100,8 @@ class Ctr:
 
 def _subset(users, labels, scores, stats: metrics.UserStats, mask: np.ndarray) -> dict[str, float]:
     """The metrics over the samples of the users selected by ``mask`` (over ``stats.users``)."""
+    if mask.all():  # every user: the statistics already built
+        return metrics.point_values(labels, scores, stats)
     keep = mask[stats.index]
     sub = metrics.UserStats.build(users[keep], labels[keep], scores[keep])
     return metrics.point_values(labels[keep], scores[keep], sub)
