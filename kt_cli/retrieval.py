@@ -4,7 +4,7 @@ A model whose score is the inner product of a user vector and an item vector (tr
 ``vectors``) gets a faiss index of its item vectors: ``exact`` (``IndexFlatIP``, the default), ``ivf`` (an
 inverted file with ``nlist ~ 4 sqrt(n)`` lists, a 16th of them probed) or ``hnsw`` (32 neighbours per node, efSearch
 64); for an approximate index the recall@K of its answers against the exact ones is measured on the same
-queries and reported. Other models (NeuMF, MultVAE, SimpleX, LEARN, ...) score every item with their own
+queries and reported. Other models (NeuMF, MultVAE, SimpleX, ...) score every item with their own
 ``full_sort_predict``/``predict``, which is exact by definition. Items the user already interacted with
 (any part of the split) are never recommended: the search asks for ``K`` plus the user's number of seen
 items, then drops the seen ones.
@@ -40,6 +40,8 @@ def item_vectors(model: torch.nn.Module, how: str | None) -> tuple[np.ndarray, n
             users, items = model.user_embedding.weight, model.item_embedding.weight
         elif how == "forward":
             users, items = model.forward()
+        elif how == "towers":
+            users, items = model.towers()
         else:
             return None
     return users.detach().float().cpu().numpy(), items.detach().float().cpu().numpy()

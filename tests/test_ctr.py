@@ -199,7 +199,7 @@ def test_ctr_errors_name_what_is_valid(store: Path) -> None:
     assert_fails(kt("train", "--model", "dcn", "--method", "kar", "--user-knowledge", "u384", "--item-knowledge",
                     "i16", *SHORT, "--name", "dcn-mixed", "--store", store), 1, "same width", "user 384", "item 16")
     assert_fails(kt("train", "--model", "dcn", "--method", "magic", "--store", store), 1, "Unknown method 'magic'",
-                 "kar, llmkt, none")
+                 "kar, learn, llmkt, none")
     assert_fails(kt("eval", "dcn-base", "--mode", "uni100", "--store", store), 2, "CTR run", "Drop --mode")
     assert_fails(kt("compare", "dcn-base", "bpr", "--store", store), 2, "'dcn-base' is a ctr run",
                  "'bpr' is a ranking run")

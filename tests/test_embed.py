@@ -102,3 +102,26 @@ def test_random_like_covers_the_same_users_with_the_same_scale(store_path: Path)
     assert got_ids == sorted(ids)
     assert np.allclose(noise.std(axis=0), base.std(axis=0), rtol=0.2)
     assert abs(np.corrcoef(noise[:, 0], base[np.argsort(ids)][:, 0])[0, 1]) < 0.2  # unrelated to the source
+
+
+def test_item_text_with_profiles_appends_each_items_profile(store_path: Path, minilm: MiniLM) -> None:
+    from kt_cli.knowledge.texts import embed_item_metadata, item_text
+    from kt_cli.profiles.generate import ProfileJob
+    from kt_cli.profiles.prompts import load_template
+
+    job = ProfileJob("ml-100k", "item", load_template("item", domain="movies"), "scripted", "openai", limit=3)
+    with Store.open(store_path) as store:
+        made = generate_profiles(store, job, Scripted)
+        report = embed_item_metadata(store, "ml-100k", minilm, profile_set=made.set.name)
+        ids, vectors = store.knowledge_vectors("ml-100k", report.set.name)
+        answers = store.profiles("ml-100k", made.set.name)
+        fields = store.item_fields("ml-100k")
+        with pytest.raises(MissingInputError, match="kt profile --dataset ml-100k --entity item"):
+            embed_item_metadata(store, "ml-100k", minilm, profile_set="nope")
+    assert report.set.name == "item-metadata-item-scripted-minilm" and len(ids) == 1682
+    assert report.set.params["profile_set"] == made.set.name
+    with_profile = dict(zip(answers["entity_id"], answers["text"]))
+    probe = [ids.index(i) for i in list(with_profile)[:2]] + [ids.index("1682")]
+    texts = [item_text(fields[ids[p]]) + (f" {with_profile[ids[p]]}" if ids[p] in with_profile else "") for p in probe]
+    assert np.allclose(vectors[probe], minilm.encode(texts), atol=1e-5)
+    assert "1682" not in with_profile

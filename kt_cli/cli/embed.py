@@ -28,7 +28,8 @@ def embed(
         "--from-metadata", help="No-LLM vectors: shares of liked/disliked genres and release decades.")] = False,
     metadata_text: Annotated[bool, typer.Option(
         "--metadata-text", help="Item vectors from each item's own text, 'Title: ... Year: ... Genres: ...' (LEARN's "
-                                "input; the no-LLM item control); the default source with --entity item.")] = False,
+                                "input; the no-LLM item control); the default source with --entity item. With "
+                                "--profiles ITEM-SET, each item's profile follows its text.")] = False,
     random_like_set: Annotated[Optional[str], typer.Option(
         "--random-like", help="Control: random vectors for the same entities as this set, with its per-column "
                               "mean and spread.")] = None,
@@ -53,8 +54,8 @@ def embed(
     json: options.Json = False,
 ) -> None:
     """Store knowledge vectors (one per user or item) as a named set: embedded texts, a file, metadata, random."""
-    sources = [profiles is not None, history_text, metadata_text, from_file is not None, from_metadata,
-               random_like_set is not None]
+    sources = [profiles is not None and not metadata_text, history_text, metadata_text, from_file is not None,
+               from_metadata, random_like_set is not None]
     metadata_text = metadata_text or (entity == "item" and not any(sources))  # an item's own text by default
     if sum(sources) + (not any(sources) and metadata_text) != 1:
         raise UsageError("Give exactly one source: --profiles SET, --history-text, --metadata-text, --from-file FILE, "
@@ -87,10 +88,10 @@ def _embed_texts(profiles: Optional[str], rules: HistoryRules, metadata: bool, n
     model = make_encoder(encoder, base_url=base_url, threads=threads,
                          api_key=os.environ.get("KT_API_KEY") or os.environ.get("OPENAI_API_KEY"))
     with Store.open(store) as db, progress_bar("embed", disable=json) as bar:
-        if profiles:
+        if metadata:
+            report = embed_item_metadata(db, dataset, model, name=name, profile_set=profiles, progress=bar.update)
+        elif profiles:
             report = embed_profiles(db, dataset, profiles, model, name=name, progress=bar.update)
-        elif metadata:
-            report = embed_item_metadata(db, dataset, model, name=name, progress=bar.update)
         else:
             report = embed_history(db, dataset, model, rules, name=name, progress=bar.update)
     row = report.set

@@ -107,7 +107,7 @@ def train(
     """Train a RecBole model: a baseline, LLM-KT (--knowledge: reconstruct LLM knowledge in an intermediate layer)
     or KAR (--method kar: user and item knowledge as extra feature fields of a CTR model)."""
     if list_settings:  # needs no knowledge set: what --set and --method-set accept for this model and method
-        return _show_settings(model, method or ("llmkt" if knowledge else "none"), json)
+        return _show_settings(model, method or get_model_spec(model).method or ("llmkt" if knowledge else "none"), json)
     settings = TrainConfig(
         dataset=dataset, model=model, knowledge=knowledge, inject_layer=inject_layer, alpha=alpha,
         recon_loss=recon_loss, project=project, target_scale=target_scale, distill_epochs=distill_epochs,
@@ -181,7 +181,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def _show_settings(model: str, method_name: str, json: bool) -> None:
     spec = get_model_spec(model)
-    known = known_settings(spec.recbole_name)
+    known = {**known_settings(spec.recbole_name), **spec.settings}
     reserved = RESERVED_KEYS | (CTR_RESERVED_KEYS if spec.task == "ctr" else frozenset())
     visible = {k: v for k, v in sorted(known.items()) if k not in reserved}
     method = get_method(method_name)

@@ -102,9 +102,9 @@ def trained_session(store_path: Path, run: str) -> Session:
         folder = store.run_folder(run)
     session = Session(config, inputs, folder)
     weights = torch.load(folder / "model.pt", map_location=session.parts.device, weights_only=True)
-    session.model.load_state_dict(weights["model"])
-    if config.method_spec.at_inference:
+    if config.method_spec.at_inference:  # first, as the method may add to the model (LEARN's input projection)
         session.attach_knowledge()
         session.method.load_state_dict(weights.get("method"))
+    session.model.load_state_dict(weights["model"])
     session.train_mode(False)
     return session

@@ -125,15 +125,31 @@ def item_text(fields: dict[str, str]) -> str:
 
 
 def embed_item_metadata(store: Store, dataset: str, encoder: Encoder, *, name: str | None = None,
+                        profile_set: str | None = None,
                         progress: Callable[[int, int], None] | None = None) -> EmbedReport:
-    """Embed each item's text (title, year, genres: what an item prompt shows), no LLM answer in it.
+    """Embed each item's text (title, year, genres: what an item prompt shows), no LLM answer in it; with
+    ``profile_set`` (item profiles) the item's profile follows its text where it has one.
 
-    LEARN's item input, and the no-LLM control for item knowledge (KAR's factual knowledge): the encoder sees
-    what the LLM was told about the item, without what the LLM added.
+    LEARN's item input ("Title: ... plus its item profile when present"), and without profiles the no-LLM
+    control for item knowledge (KAR's factual knowledge): the encoder sees what the LLM was told about the item,
+    without what the LLM added.
     """
     ensure_dataset(store, dataset)
     fields = store.item_fields(dataset)
     ids = sorted(store.entity_ids(dataset, "item"))
     texts = [item_text(fields.get(i, {})) for i in ids]
-    return embed_texts(store, dataset, "item", ids, texts, encoder, name=name or f"item-metadata-{encoder.name}",
-                       source="item-metadata-text", params={}, progress=progress)
+    params: dict = {}
+    if profile_set is not None:
+        pset = store.profile_set(dataset, profile_set)
+        if pset is None or pset.entity != "item":
+            available = ", ".join(p.name for p in store.profile_sets(dataset) if p.entity == "item") or "none yet"
+            raise MissingInputError(f"There is no item profile set '{profile_set}' of {dataset} to add to the item "
+                                    f"texts (item sets: {available}).", f"kt profile --dataset {dataset} --entity item")
+        frame = store.profiles(dataset, profile_set)
+        answers = dict(zip(frame["entity_id"].astype(str), frame["text"]))
+        texts = [f"{text} {answers[i]}" if i in answers else text for i, text in zip(ids, texts)]
+        params = {"profile_set": profile_set, "model": pset.model, "template_hash": pset.template_hash}
+    suffix = f"-{profile_set}" if profile_set else ""
+    return embed_texts(store, dataset, "item", ids, texts, encoder,
+                       name=name or f"item-metadata{suffix}-{encoder.name.replace(':', '-')}",
+                       source="item-metadata-text", params=params, progress=progress)

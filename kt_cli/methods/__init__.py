@@ -37,6 +37,8 @@ class MethodSpec:
     options: dict[str, Option] = field(default_factory=dict)
     at_inference: bool = False  # the method feeds the model when it scores (KAR), so evaluation rebuilds it
     feature_slots: bool = False  # the model gets one slot feature field per knowledge entity (KAR)
+    histories: bool = False  # the method reads each user's training items in time order (LEARN)
+    models: tuple[str, ...] = ()  # the only models it trains (LEARN: its own towers); empty: any of its tasks'
 
     def load(self) -> type:
         module, _, name = self.implementation.partition(":")
@@ -84,6 +86,9 @@ METHODS: dict[str, MethodSpec] = {
              "dropout": Option(0.0, "dropout inside the experts", 0, 0.9)},
             at_inference=True, feature_slots=True,
         ),
+        MethodSpec("learn", "LEARN: twin towers over frozen LLM item content embeddings, aligned on user histories",
+                   ("ranking",), ("item_knowledge",), "kt_cli.methods.learn:LearnMethod",
+                   at_inference=True, histories=True, models=("learn",)),
     )
 }
 

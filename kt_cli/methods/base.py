@@ -6,6 +6,8 @@ method; what varies is behind these calls, in the manner of PyTorch Lightning's 
 - ``attach()`` once before training, with every random state saved and restored around it, so a run with
   knowledge draws the same initial weights, batches and negatives as the baseline with the same seed;
 - ``start_phase(name)`` at the start of each phase (LLM-KT removes its hook for the fine-tune phase);
+- ``batches()`` one epoch's training batches: RecBole's train dataloader, or the method's model's own (LEARN
+  trains on chunks of user sequences, not on interactions);
 - ``batch_loss(batch)`` -> the model's loss, the method's extra loss (or None), rows used and masked;
 - ``loss(model_loss, extra)`` combines them;
 - ``parameters()`` what the optimizer updates besides the model, in the current phase;
@@ -16,6 +18,7 @@ method; what varies is behind these calls, in the manner of PyTorch Lightning's 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -43,6 +46,9 @@ class Method:
 
     def start_phase(self, phase: str) -> None:
         """Called at the start of each phase, before its optimizer is built."""
+
+    def batches(self) -> Iterable:
+        return self.session.parts.train_data
 
     def batch_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor | None, int, int]:
         return model_loss(self.session.model, batch), None, 0, 0

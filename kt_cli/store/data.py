@@ -108,6 +108,19 @@ class DataTables(StoreCore):
         label, seed, method = row
         return label if method is not None else f"random {label} seed {seed}"
 
+    def split_sequences(self, split_id: str, max_part: int = 2) -> pd.DataFrame:
+        """The split's interactions of parts up to ``max_part`` (user_id, item_id, part), each user's in time
+        order, ties by item id as text (as time-ordered splits order them); a pair rated twice counts at its
+        first time."""
+        return self._con.execute(
+            "SELECT r.user_id, r.item_id, r.part FROM split_rows r JOIN splits s USING (split_id) "
+            "JOIN (SELECT dataset, user_id, item_id, min(timestamp) AS t FROM interactions "
+            "      GROUP BY dataset, user_id, item_id) i "
+            "  ON i.dataset = s.dataset AND i.user_id = r.user_id AND i.item_id = r.item_id "
+            "WHERE r.split_id = ? AND r.part <= ? ORDER BY r.user_id, i.t, r.item_id",
+            [split_id, max_part],
+        ).df()
+
     def split_rows(self, split_id: str) -> pd.DataFrame:
         return self._con.execute(
             "SELECT user_id, item_id, part FROM split_rows WHERE split_id = ? "

@@ -106,13 +106,20 @@ class TrainConfig:
 
     def _check_method(self) -> None:
         """The method exists, serves this model's task, and gets exactly the knowledge options it reads."""
-        auto = "llmkt" if self.knowledge is not None else "none"
+        own = get_model_spec(self.model).method  # a kt model trained by one method only (LEARN)
+        auto = own or ("llmkt" if self.knowledge is not None else "none")
         if self.method is not None:
             object.__setattr__(self, "method", get_method(self.method).key)
+        if own is not None and self.method not in (None, own):
+            raise UsageError(f"Model '{self.model}' is trained by method '{own}' only (it is that method's own "
+                             f"model), not '{self.method}'. Drop --method.")
         if self.method == auto:
             object.__setattr__(self, "method", None)  # the same run whether or not --method was spelled out
         spec = self.method_spec
         task = self.task_spec.key
+        if spec.models and self.model not in spec.models:
+            raise UsageError(f"Method '{spec.key}' ({spec.summary}) trains its own model: use --model "
+                             f"{' or '.join(spec.models)}, not '{self.model}'.")
         if task not in spec.tasks:
             valid = ", ".join(m for t in spec.tasks for m in models_for(t))
             raise UsageError(f"Method '{spec.key}' ({spec.summary}) needs a model of the {' or '.join(spec.tasks)} "
@@ -139,7 +146,8 @@ class TrainConfig:
 
     @property
     def method_spec(self) -> MethodSpec:
-        return get_method(self.method or ("llmkt" if self.knowledge is not None else "none"))
+        own = get_model_spec(self.model).method
+        return get_method(self.method or own or ("llmkt" if self.knowledge is not None else "none"))
 
     @property
     def task_spec(self) -> TaskSpec:
@@ -156,8 +164,9 @@ class TrainConfig:
     def checked(self, *, allow_unknown_settings: bool = False) -> TrainConfig:
         """This config with its RecBole overrides checked against RecBole's known keys and typed like their
         defaults (``1e-3`` becomes 0.001); unknown keys and wrong types are refused before any run exists."""
-        recbole = check_settings(get_model_spec(self.model).recbole_name, self.model, self.recbole,
-                                 allow_unknown=allow_unknown_settings)
+        spec = get_model_spec(self.model)
+        recbole = check_settings(spec.recbole_name, self.model, self.recbole, allow_unknown=allow_unknown_settings,
+                                 defaults=spec.settings)
         return replace(self, recbole=recbole)
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,12 +10,19 @@ feature fields, which is where KAR puts its knowledge. ``kar_hidden_from`` names
 model that must not see KAR's fields (DeepFM's FM term: KAR feeds its DNN and first-order term only).
 ``vectors`` says where a model keeps user and item vectors whose inner product is its score, so ``kt
 recommend`` can search them with faiss: ``embeddings`` (``user_embedding``/``item_embedding`` tables) or
-``forward`` (``forward()`` returns both, LightGCN's propagated ones); other models score every item.
+``forward`` (``forward()`` returns both, LightGCN's propagated ones) or ``towers`` (``towers()``, LEARN's);
+other models score every item.
+
+kt's own models (kt_cli/models/) name their class in ``implementation`` and their settings' defaults in
+``settings`` (RecBole has no property file for them; ``--set`` is checked against these), and ``method`` the
+method they are trained by (LEARN's towers exist only with the ``learn`` method, which gives them content).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
 
 from kt_cli.errors import NotFoundError
 
@@ -31,6 +38,18 @@ class ModelSpec:
     kind: str = "general"  # RecBole's model type: general (ranking) or context (CTR)
     kar_hidden_from: tuple[str, ...] = ()
     vectors: str | None = None  # how user and item vectors whose inner product is the score are read (retrieval)
+    implementation: str | None = None  # "module:Class" of a kt model; None: RecBole's model ``recbole_name``
+    settings: dict[str, Any] = field(default_factory=dict)  # a kt model's settings and their defaults
+    method: str | None = None  # the one method a kt model is trained by
+
+    def load(self) -> type:
+        """The model class: kt's own (imported now) or RecBole's, found by name."""
+        if self.implementation is None:
+            from recbole.utils import get_model
+
+            return get_model(self.recbole_name)
+        module, _, name = self.implementation.partition(":")
+        return getattr(importlib.import_module(module), name)
 
     @property
     def task(self) -> str:
@@ -55,6 +74,13 @@ MODELS: dict[str, ModelSpec] = {
                   "the batch users' layer-0 embeddings (64-d); LightGCN's propagation reads weights "
                   "directly, so its regulariser's input is the first per-user tensor a hook can see",
                   vectors="forward"),
+        ModelSpec("learn", "Learn", "transformer:output",
+                  "LEARN's twin towers over frozen LLM content embeddings (kt's own model, trained by the learn "
+                  "method with --item-knowledge); LLM-KT does not apply", vectors="towers",
+                  implementation="kt_cli.models.learn:Learn", method="learn", settings={
+                      "hidden_size": 64, "n_layers": 2, "n_heads": 2, "inner_size": 256, "dropout_prob": 0.1,
+                      "max_history": 50, "logit_scale": 20.0, "learn_scale": False, "item_tower": "shared",
+                      "train_batch_size": 64, "train_neg_sample_args": None}),
         ModelSpec("dcn", "DCN", "mlp_layers:output", _DEEP_TOWER.format(width=256), kind="context"),
         ModelSpec("deepfm", "DeepFM", "mlp_layers:output", _DEEP_TOWER.format(width=128), kind="context",
                   kar_hidden_from=("fm",)),

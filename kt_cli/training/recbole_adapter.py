@@ -33,7 +33,7 @@ import torch  # noqa: E402  (after compat: numpy aliases must exist before RecBo
 from recbole.config import Config  # noqa: E402
 from recbole.data import create_dataset, data_preparation  # noqa: E402
 from recbole.data.interaction import Interaction  # noqa: E402
-from recbole.utils import get_model, init_seed  # noqa: E402
+from recbole.utils import init_seed  # noqa: E402
 
 
 @contextmanager
@@ -129,7 +129,7 @@ def build(spec: ModelSpec, config_dict: dict[str, Any], seed: int) -> RecBolePar
     """Build RecBole's Config, dataset, train dataloader and a freshly seeded model."""
     try:
         with recbole_isolation():
-            model_class = get_model(spec.recbole_name)
+            model_class = spec.load()
             config = Config(model=model_class, dataset=RECBOLE_DATASET, config_dict=config_dict)
             init_seed(seed, True)
             dataset = create_dataset(config)

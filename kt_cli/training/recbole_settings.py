@@ -117,11 +117,12 @@ def _refuse(key: str, value: Any, expected: str) -> None:
 # Values RecBole accepts by type but cannot train with; checked with the types, before a run exists.
 POSITIVE = frozenset({"learning_rate", "train_batch_size", "eval_batch_size", "embedding_size", "hidden_size",
                       "latent_dimension", "mlp_embedding_size", "n_layers", "n_heads", "inner_size",
-                      "stopping_step", "eval_step", "MAX_ITEM_LIST_LENGTH"})
+                      "stopping_step", "eval_step", "MAX_ITEM_LIST_LENGTH", "max_history", "logit_scale"})
 NON_NEGATIVE = frozenset({"weight_decay", "reg_weight", "anneal_cap", "total_anneal_steps"})
 PROBABILITIES = frozenset({"dropout_prob", "hidden_dropout_prob", "attn_dropout_prob", "drop_rate", "dropout",
                            "mess_dropout", "node_dropout"})
-CHOICES = {"learner": ("adam", "sgd", "adagrad", "rmsprop")}  # the optimizers kt's trainer builds
+CHOICES = {"learner": ("adam", "sgd", "adagrad", "rmsprop"),  # the optimizers kt's trainer builds
+           "item_tower": ("shared", "mlp")}  # LEARN's item tower
 
 
 def _check_range(key: str, value: Any) -> None:
@@ -143,9 +144,10 @@ def _check_range(key: str, value: Any) -> None:
 
 
 def check_settings(recbole_model: str, model_key: str, settings: dict[str, Any], *,
-                   allow_unknown: bool = False) -> dict[str, Any]:
-    """The settings with values coerced to their defaults' types; unknown keys and wrong types refused."""
-    known = known_settings(recbole_model)
+                   allow_unknown: bool = False, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The settings with values coerced to their defaults' types; unknown keys and wrong types refused.
+    ``defaults``: a kt model's own settings (RecBole has no property file for it)."""
+    known = {**known_settings(recbole_model), **(defaults or {})}
     checked: dict[str, Any] = {}
     for key, value in settings.items():
         if key not in known:

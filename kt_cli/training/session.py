@@ -45,6 +45,7 @@ class RunInputs:
     knowledge: dict[str, Knowledge]  # by config field: knowledge, user_knowledge, item_knowledge
     recbole: dict[str, Any] = field(default_factory=dict)  # the task's RecBole settings (labels, features)
     data: dict[str, Any] = field(default_factory=dict)  # what the task exported (label rule, features)
+    histories: Any = None  # pandas DataFrame user_id, item_id: training items in time order (methods that read them)
 
 
 def read_inputs(store: Store, config: TrainConfig, *, with_knowledge: bool = True) -> RunInputs:
@@ -56,7 +57,8 @@ def read_inputs(store: Store, config: TrainConfig, *, with_knowledge: bool = Tru
         for option, row in check_inputs(store, config).items():
             ids, vectors = store.knowledge_vectors(config.dataset, row.name)
             knowledge[option] = Knowledge(row.name, row.entity, ids, vectors)
-    return RunInputs(sid, data_path, store.split_rows(sid), knowledge, recbole, data)
+    histories = store.split_sequences(sid, max_part=0) if config.method_spec.histories else None
+    return RunInputs(sid, data_path, store.split_rows(sid), knowledge, recbole, data, histories)
 
 
 class Session:
@@ -69,7 +71,7 @@ class Session:
         self.task = config.task_spec.load()
         config_dict = recbole_adapter.recbole_config_dict(
             inputs.data_path, run_dir, seed=config.seed, device=config.device,
-            overrides={**inputs.recbole, **config.recbole},
+            overrides={**self.spec.settings, **inputs.recbole, **config.recbole},
         )
         self.parts = recbole_adapter.build(self.spec, config_dict, config.seed)
         self.model = self.parts.model
@@ -147,9 +149,11 @@ class Session:
 def survey_model(store_path: Path, config: TrainConfig) -> tuple[list[LayerInfo], str]:
     """Every module of the configured model with the shapes it sees on one training batch."""
     with Store.open(store_path) as store:
-        inputs = read_inputs(store, config, with_knowledge=False)
+        inputs = read_inputs(store, config, with_knowledge=config.method_spec.at_inference)
         folder = store.artifacts_dir / "survey"
     session = Session(config, inputs, folder)
-    batch = next(iter(session.parts.train_data)).to(session.parts.device)
+    if config.method_spec.at_inference:  # the model cannot score without what the method gives it (LEARN)
+        session.attach_knowledge()
+    batch = next(iter(session.method.batches())).to(session.parts.device)
     layers = survey_layers(session.model, lambda: session.model.calculate_loss(batch))
     return layers, session.spec.default_layer

@@ -201,7 +201,7 @@ def train_epoch(session: Session, optimizer: torch.optim.Optimizer) -> dict[str,
     session.train_mode(True)
     clip = session.parts.config["clip_grad_norm"]
     totals = {"model": 0.0, "recon": 0.0, "batches": 0, "recon_batches": 0, "aligned": 0, "masked": 0}
-    for batch in session.parts.train_data:
+    for batch in session.method.batches():
         batch = batch.to(session.parts.device)
         optimizer.zero_grad()
         model_loss, extra_loss, aligned, masked = session.batch_loss(batch)

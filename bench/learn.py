@@ -1,0 +1,303 @@
+"""LEARN against popularity, content kNN and ID models, on kt's default split and on the cold-items split;
+writes docs/results-learn.md and docs/results-learn.svg.
+
+LEARN's claim (REFERENCE.md) is that representing items by what a frozen LLM makes of their text, not by ids,
+pays off on new and long-tail items. This bench measures it on ml-100k with two splits: kt's default (each
+user's ratings in time order, 70/10/20) and ``cold-items`` (20% of items, drawn with split seed 42, have every
+rating moved to validation and test; the rest split as the default). Arms:
+
+- pop: training popularity (the same list for everyone);
+- content-knn: item-item cosine in the MiniLM content space, summed over the user's training items (no
+  training; the content baseline LEARN must beat to show that alignment adds anything);
+- bpr, multvae: ID models (they can only rank a cold item by its untrained embedding, i.e. at random);
+- learn-minilm: LEARN's towers over all-MiniLM-L6-v2 embeddings of "Title: ... Year: ... Genres: ...";
+- learn-llm: the same over a frozen LLM's embeddings of the same texts (Qwen2.5-Coder-1.5B through llama.cpp,
+  mean-pooled last layer, L2-normalised: LEARN's CEX);
+- learn-profiles: the same over MiniLM embeddings of each item's text followed by its shipped LLM profile.
+
+Every trained arm gets the same search: three learning rates (5e-4, 1e-3, 2e-3) on validation NDCG@10 with
+seed 1 on the default split, then the chosen one with seeds 1-5 on both splits, test read once per final run.
+Reported on each split and item slice (all, warm, cold; the long tail on the default split): NDCG and Recall
+at 10 and 50, mean ± std over seeds, each arm against learn-minilm by a paired t-test over users (per-user
+values averaged over seeds) and a Welch t-test over seed means, Holm-adjusted over the four metrics.
+
+Usage:
+  python bench/learn.py              # everything (background it; about two hours on 2 idle cores)
+  python bench/learn.py --seeds 1 --epochs 2,1 --arms pop,content-knn,bpr,learn-minilm   # a quick look, no docs
+The store (bench/learn.duckdb) caches every finished run: delete it to retrain. Time it with nothing else running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.llmkt import SHIPPED_HISTORY  # noqa: E402
+from kt_cli.evaluation.evaluate import trained_session  # noqa: E402
+from kt_cli.evaluation.compare import adjust  # noqa: E402
+from kt_cli.evaluation.settings import EvalSettings  # noqa: E402
+from kt_cli.knowledge.encoders import LlamaEmbeddings, MiniLM  # noqa: E402
+from kt_cli.knowledge.texts import embed_item_metadata  # noqa: E402
+from kt_cli.profiles.generate import ProfileJob, generate_profiles  # noqa: E402
+from kt_cli.profiles.models import DEFAULT_CHAT_MODEL  # noqa: E402
+from kt_cli.profiles.prompts import load_template  # noqa: E402
+from kt_cli.store import Store  # noqa: E402
+from kt_cli.training.config import TrainConfig  # noqa: E402
+from kt_cli.training.trainer import train  # noqa: E402
+
+DATASET = "ml-100k"
+SPLITS = {"default": "0.7,0.1,0.2", "cold-items": "cold-items"}
+TRAINED = ("bpr", "multvae", "learn-minilm", "learn-llm", "learn-profiles")
+ARMS = ("pop", "content-knn") + TRAINED
+SETS = {"learn-minilm": "items-minilm", "learn-llm": "items-llm", "learn-profiles": "items-profiles"}
+REFERENCE = "learn-minilm"
+LEARNING_RATES = (5e-4, 1e-3, 2e-3)
+EPOCHS, FINETUNE, PATIENCE = 100, 30, 5
+KS = (10, 50)
+METRICS = [f"{m}@{k}" for m in ("ndcg", "recall") for k in KS]
+SLICES = {"default": ("all", "warm", "tail<5"), "cold-items": ("all", "warm", "cold")}
+LLM = "qwen2.5-coder-1.5b"
+
+
+def prepare(store_path: Path, arms: list[str]) -> dict[str, float]:
+    """The item sets the arms read (MiniLM's always: content kNN's space); the LLM encoder's texts per second
+    (0 when its set was already stored) and the number of items with a shipped profile."""
+    facts = {"llm_texts_per_second": 0.0, "items_with_profile": 0}
+    with Store.open(store_path) as store:
+        embed_item_metadata(store, DATASET, MiniLM(), name="items-minilm")
+        if "learn-profiles" in arms:
+            job = ProfileJob(DATASET, "item", load_template("item", domain="movies"), DEFAULT_CHAT_MODEL, "local",
+                             rules=SHIPPED_HISTORY)
+            report = generate_profiles(store, job, lambda: None, cache_dir=ROOT / "profiles_cache", offline=True)
+            embed_item_metadata(store, DATASET, MiniLM(), name="items-profiles", profile_set=report.set.name)
+            facts["items_with_profile"] = report.set.n_profiles
+        if "learn-llm" in arms:
+            started = time.perf_counter()
+            made = embed_item_metadata(store, DATASET, LlamaEmbeddings(LLM, threads=2), name="items-llm")
+            if made.encoded:
+                facts["llm_texts_per_second"] = made.encoded / (time.perf_counter() - started)
+    return facts
+
+
+def config(arm: str, split: str, seed: int, lr: float, epochs: tuple[int, int]) -> TrainConfig:
+    common = dict(dataset=DATASET, seed=seed, split=SPLITS[split], distill_epochs=epochs[0], patience=PATIENCE,
+                  recbole={"learning_rate": lr})
+    if arm in SETS:
+        return TrainConfig(model="learn", item_knowledge=SETS[arm], finetune_epochs=epochs[1], **common)
+    return TrainConfig(model=arm, finetune_epochs=0, **common)  # one phase: the ID models' own loss
+
+
+class _Fixed(torch.nn.Module):
+    """A scorer without training (pop, content kNN) in the shape kt's evaluator asks for."""
+
+    def __init__(self, scores) -> None:
+        super().__init__()
+        self.scores = scores
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # the evaluator reads the device from a parameter
+
+    def full_sort_predict(self, interaction) -> torch.Tensor:
+        return self.scores(interaction["user_id"])
+
+
+def fixed_arms(store_path: Path, run: str) -> dict[str, pd.DataFrame]:
+    """Per-user metrics of pop and content kNN on the split and id mapping of ``run`` (an ID run of that split)."""
+    session = trained_session(store_path, run)
+    counts = torch.from_numpy(session.item_train_counts()).float()
+    with Store.open(store_path) as store:
+        ids, vectors = store.knowledge_vectors(DATASET, "items-minilm")
+    internal = session.parts.internal_ids("item", ids)
+    content = torch.zeros((session.parts.num("item"), vectors.shape[1]))
+    content[torch.from_numpy(internal[internal > 0])] = torch.from_numpy(vectors[internal > 0]).float()
+    content = torch.nn.functional.normalize(content, dim=-1)
+    truth = session.truth(0)  # training items per user: what content kNN sums over
+    history = torch.zeros((session.parts.num("user"), content.shape[1]))
+    for user, items in zip(truth.users, truth.positives):
+        history[user] = content[torch.from_numpy(items)].sum(0)
+    scorers = {"pop": lambda users: counts.expand(len(users), -1), "content-knn": lambda users: history[users] @ content.T}
+    tables = {}
+    for arm, scores in scorers.items():
+        session.model = _Fixed(scores)
+        tables[arm] = session.task.evaluate(session, EvalSettings(ks=KS)).per_user
+    return tables
+
+
+def run_arm(store_path: Path, arm: str, seeds: list[int], epochs: tuple[int, int]) -> tuple[float, dict]:
+    """Search the learning rate on the default split's validation (seed 1), then the finals on both splits."""
+    scores = {lr: train(store_path, config(arm, "default", 1, lr, epochs), f"{arm}-tune-{lr:g}").summary["best_valid"]
+              for lr in LEARNING_RATES}
+    lr = max(scores, key=scores.get)
+    runs = {}
+    for split in SPLITS:
+        runs[split] = [f"{arm}-{split}-s{seed}" for seed in seeds]
+        for seed, name in zip(seeds, runs[split]):
+            train(store_path, config(arm, split, seed, lr, epochs), name)
+    print(arm, "chose lr", lr, scores, flush=True)
+    return lr, runs
+
+
+def per_user(store_path: Path, run: str) -> pd.DataFrame:
+    session = trained_session(store_path, run)
+    return session.task.evaluate(session, EvalSettings(ks=KS)).per_user
+
+
+def table(frames: dict[str, list[pd.DataFrame]], item_slice: str) -> dict[str, dict[str, dict]]:
+    """Per arm and metric: mean ± std over seeds, change against the reference, p over users and over seeds."""
+    def values(frame: pd.DataFrame, metric: str) -> pd.Series:
+        name, k = metric.split("@")
+        rows = frame[(frame["slice"] == item_slice) & (frame["metric"] == name) & (frame["k"] == int(k))]
+        return rows.set_index("user_id")["value"]
+
+    out: dict[str, dict[str, dict]] = {}
+    for metric in METRICS:
+        reference = [values(f, metric) for f in frames[REFERENCE]]
+        ref_user = pd.concat(reference, axis=1).mean(axis=1)
+        ref_seed = np.array([v.mean() for v in reference])
+        raw: dict[str, tuple[float, float | None]] = {}
+        for arm, seed_frames in frames.items():
+            series = [values(f, metric) for f in seed_frames]
+            means = np.array([s.mean() for s in series])
+            user = pd.concat(series, axis=1).mean(axis=1)
+            cell = {"mean": float(means.mean()), "std": float(means.std(ddof=1)) if len(means) > 1 else None,
+                    "n_users": len(user)}
+            if arm != REFERENCE and len(user):
+                common = ref_user.index.intersection(user.index)
+                p_users = float(stats.ttest_rel(user[common], ref_user[common]).pvalue)
+                p_seeds = (float(stats.ttest_ind(means, ref_seed, equal_var=False).pvalue)
+                           if len(means) > 1 and len(ref_seed) > 1 else None)
+                raw[arm] = (p_users, p_seeds)
+                cell["delta_pct"] = 100 * (cell["mean"] / ref_seed.mean() - 1) if ref_seed.mean() else None
+            out.setdefault(arm, {})[metric] = cell
+        for arm, (p_users, p_seeds) in raw.items():
+            out[arm][metric].update(p_users=p_users, p_seeds=p_seeds)
+    for arm in out:  # Holm over the metrics of each arm, as kt compare does
+        for key in ("p_users", "p_seeds"):
+            ps = [out[arm][m].get(key) for m in METRICS]
+            if all(p is not None for p in ps):
+                for m, p in zip(METRICS, adjust(ps, "holm")):
+                    out[arm][m][key] = p
+    return out
+
+
+def _cell(cell: dict) -> str:
+    text = f"{cell['mean']:.4f}" + (f" ± {cell['std']:.4f}" if cell.get("std") is not None else "")
+    if "p_users" not in cell:
+        return text
+    seeds = f", seeds p={cell['p_seeds']:.2g}" if cell.get("p_seeds") is not None else ""
+    star = " *" if cell["p_users"] < 0.05 and (cell.get("p_seeds") is None or cell["p_seeds"] < 0.05) else ""
+    delta = f"{cell['delta_pct']:+.1f}%" if cell.get("delta_pct") is not None else "n/a"
+    return text + f" ({delta}{star}; users p={cell['p_users']:.2g}{seeds})"
+
+
+def markdown(results: dict[str, dict[str, dict]]) -> list[str]:
+    lines = []
+    for (split, item_slice), rows in results.items():
+        n_users = next(iter(rows.values()))[METRICS[0]]["n_users"]
+        lines += [f"### {split} split, {item_slice} items ({n_users} test users)", "",
+                  "| arm | " + " | ".join(m.replace("@", "@") for m in METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+        lines += [f"| {arm} | " + " | ".join(_cell(rows[arm][m]) for m in METRICS) + " |" for arm in rows]
+        lines.append("")
+    return lines
+
+
+def verdicts(results: dict[str, dict[str, dict]]) -> list[str]:
+    """The plain reading: on each split and slice, which arm leads NDCG@10 and how LEARN stands against ids."""
+    lines = []
+    for (split, item_slice), rows in results.items():
+        best = max(rows, key=lambda a: rows[a]["ndcg@10"]["mean"])
+        learn = max((a for a in rows if a in SETS), key=lambda a: rows[a]["ndcg@10"]["mean"])
+        ids = max(("bpr", "multvae"), key=lambda a: rows[a]["ndcg@10"]["mean"])
+        ratio = rows[learn]["ndcg@10"]["mean"] / max(rows[ids]["ndcg@10"]["mean"], 1e-12)
+        lines.append(f"- **{split}, {item_slice}**: best NDCG@10 {best} ({rows[best]['ndcg@10']['mean']:.4f}); best "
+                     f"LEARN arm {learn} {rows[learn]['ndcg@10']['mean']:.4f} against the best ID model {ids} "
+                     f"{rows[ids]['ndcg@10']['mean']:.4f} ({ratio:.2f}x); content kNN "
+                     f"{rows['content-knn']['ndcg@10']['mean']:.4f}, popularity {rows['pop']['ndcg@10']['mean']:.4f}.")
+    return lines
+
+
+def svg(results: dict[str, dict[str, dict]]) -> str:
+    """NDCG@10 by split/slice and arm, mean ± std over seeds, as plain SVG."""
+    colours = dict(zip(ARMS, ("#888888", "#8c564b", "#1f77b4", "#17becf", "#ff7f0e", "#d62728", "#2ca02c")))
+    groups = list(results)
+    bar, gap, left, bottom, height = 14, 24, 40, 40, 320
+    width = left + len(groups) * (len(ARMS) * bar + gap) + 130
+    high = max(c["ndcg@10"]["mean"] + (c["ndcg@10"].get("std") or 0) for r in results.values() for c in r.values())
+    scale = (height - bottom - 30) / max(high, 1e-9)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+             'font-size="10">', f'<text x="{left}" y="14">Test NDCG@10, mean ± std over seeds</text>']
+    for g, key in enumerate(groups):
+        x0 = left + g * (len(ARMS) * bar + gap)
+        parts.append(f'<text x="{x0}" y="{height - 22}">{key[0]}</text><text x="{x0}" y="{height - 10}">{key[1]}</text>')
+        for j, arm in enumerate(a for a in ARMS if a in results[key]):
+            cell = results[key][arm]["ndcg@10"]
+            x, h = x0 + j * bar, cell["mean"] * scale
+            parts.append(f'<rect x="{x}" y="{height - bottom - h:.1f}" width="{bar - 2}" height="{h:.1f}" '
+                         f'fill="{colours[arm]}"/>')
+            spread = (cell.get("std") or 0) * scale
+            parts.append(f'<line x1="{x + bar / 2 - 1}" x2="{x + bar / 2 - 1}" y1="{height - bottom - h + spread:.1f}" '
+                         f'y2="{height - bottom - h - spread:.1f}" stroke="black"/>')
+    for j, arm in enumerate(ARMS):
+        parts.append(f'<rect x="{width - 120}" y="{30 + 14 * j}" width="10" height="10" fill="{colours[arm]}"/>'
+                     f'<text x="{width - 105}" y="{39 + 14 * j}">{arm}</text>')
+    return "\n".join(parts + ["</svg>"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--store", type=Path, default=ROOT / "bench" / "learn.duckdb")
+    parser.add_argument("--epochs", default=f"{EPOCHS},{FINETUNE}", help="max epochs: first phase, LEARN's fine-tune")
+    args = parser.parse_args()
+    arms, seeds = args.arms.split(","), list(range(1, args.seeds + 1))
+    epochs = tuple(int(e) for e in args.epochs.split(","))
+    if REFERENCE not in arms or "bpr" not in arms:
+        parser.error(f"--arms must include {REFERENCE} (the reference) and bpr (its split's id mapping for pop and kNN)")
+    started = time.perf_counter()
+    facts = prepare(args.store, arms)
+    chosen, runs = {}, {}
+    for arm in (a for a in ARMS if a in arms and a in TRAINED):
+        chosen[arm], runs[arm] = run_arm(args.store, arm, seeds, epochs)
+    torch.set_num_threads(2)
+    results = {}
+    for split in SPLITS:
+        frames = {arm: [per_user(args.store, name) for name in runs[arm][split]] for arm in runs}
+        fixed = fixed_arms(args.store, runs["bpr"][split][0])
+        frames = {**{arm: [fixed[arm]] for arm in ("pop", "content-knn") if arm in arms}, **frames}
+        for item_slice in SLICES[split]:
+            results[(split, item_slice)] = table(frames, item_slice)
+    wall = time.perf_counter() - started
+    lines = markdown(results) + verdicts(results)
+    print("\n".join(lines))
+    if len(seeds) >= 5 and set(arms) == set(ARMS) and epochs == (EPOCHS, FINETUNE):
+        header = [
+            "# Results: LEARN's twin towers on ml-100k, default and cold-items splits", "",
+            f"Generated by `python bench/learn.py` ({wall / 60:.0f} min wall, 2 cores); do not edit the tables by hand.",
+            "", "Setting: " + __doc__.split("\n\n")[1].replace("\n", " "), "",
+            f"Search: learning rate {LEARNING_RATES} on validation NDCG@10 (seed 1, default split); chosen: "
+            + ", ".join(f"{a} {lr:g}" for a, lr in chosen.items()) + f". Up to {EPOCHS} epochs (LEARN: contrastive "
+            f"alignment, then up to {FINETUNE} epochs of full-softmax fine-tuning), patience {PATIENCE}. Item profiles: "
+            f"{facts['items_with_profile']} of 1,682 items. LLM encoder: "
+            + (f"{facts['llm_texts_per_second']:.1f} texts/s (2 threads)." if facts["llm_texts_per_second"]
+               else "set already stored (speed measured on its first run)."), "",
+            "Each cell: mean ± std over seeds (pop and content kNN: deterministic, one value); in brackets the change "
+            f"against {REFERENCE}, `*` = Holm-adjusted p < 0.05 over users and over seeds.", "",
+            "![NDCG@10 by arm](results-learn.svg)", "", "## Measured", "",
+        ]
+        out = ROOT / "docs" / "results-learn.md"
+        out.write_text("\n".join(header + markdown(results) + ["## Reading", ""] + verdicts(results) + [""]))
+        (out.parent / "results-learn.svg").write_text(svg(results))
+        print("wrote docs/results-learn.md and docs/results-learn.svg")
+
+
+if __name__ == "__main__":
+    main()
