@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.llmkt import SHIPPED_HISTORY, model_store  # noqa: E402
+from bench.plots import grouped_bars  # noqa: E402
 from kt_cli.evaluation.compare import Comparison, compare_runs  # noqa: E402
 from kt_cli.evaluation.evaluate import evaluate_run  # noqa: E402
 from kt_cli.knowledge.encoders import MiniLM  # noqa: E402
@@ -187,30 +188,11 @@ def tables(results: dict[str, dict]) -> list[str]:
 
 
 def svg(results: dict[str, dict]) -> str:
-    """AUC by model and arm, mean ± std over seeds, as plain SVG (no plotting library)."""
-    colours = dict(zip(ARMS, ("#888888", "#1f77b4", "#ff7f0e", "#d62728", "#2ca02c")))
-    width, height, left, bottom, bar = 640, 320, 50, 40, 30
-    values = {(m, a): r["comparison"].rows["auc"][i] for m, r in results.items() for i, a in enumerate(ARMS)}
-    low = min(c.value - (c.std or 0) for c in values.values()) - 0.01
-    high = max(c.value + (c.std or 0) for c in values.values()) + 0.005
-    scale = (height - bottom - 30) / (high - low)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
-             'font-size="11">', f'<text x="{left}" y="14">Test AUC, mean ± std over seeds (axis from {low:.3f})</text>']
-    for i, model in enumerate(results):
-        x0 = left + i * (len(ARMS) * bar + 40)
-        parts.append(f'<text x="{x0}" y="{height - 10}">{model}</text>')
-        for j, arm in enumerate(ARMS):
-            cell = values[(model, arm)]
-            x, h = x0 + j * bar, (cell.value - low) * scale
-            parts.append(f'<rect x="{x}" y="{height - bottom - h:.1f}" width="{bar - 4}" height="{h:.1f}" '
-                         f'fill="{colours[arm]}"/>')
-            spread = (cell.std or 0) * scale
-            parts.append(f'<line x1="{x + bar / 2 - 2}" x2="{x + bar / 2 - 2}" y1="{height - bottom - h + spread:.1f}" '
-                         f'y2="{height - bottom - h - spread:.1f}" stroke="black"/>')
-    for j, arm in enumerate(ARMS):
-        parts.append(f'<rect x="{width - 120}" y="{30 + 16 * j}" width="10" height="10" fill="{colours[arm]}"/>'
-                     f'<text x="{width - 105}" y="{39 + 16 * j}">{arm}</text>')
-    return "\n".join(parts + ["</svg>"])
+    """AUC by model and arm, mean ± std over seeds."""
+    values = {model: {arm: (r["comparison"].rows["auc"][i].value, r["comparison"].rows["auc"][i].std)
+                      for i, arm in enumerate(ARMS)} for model, r in results.items()}
+    low = min(mean - (std or 0) for cells in values.values() for mean, std in cells.values()) - 0.01
+    return grouped_bars(values, list(ARMS), f"Test AUC, mean ± std over seeds (axis from {low:.3f})", low=low, bar=30)
 
 
 def verdicts(results: dict[str, dict]) -> list[str]:

@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.llmkt import SHIPPED_HISTORY  # noqa: E402
+from bench.plots import grouped_bars  # noqa: E402
 from kt_cli.evaluation.evaluate import trained_session  # noqa: E402
 from kt_cli.evaluation.compare import adjust  # noqa: E402
 from kt_cli.evaluation.settings import EvalSettings  # noqa: E402
@@ -123,7 +124,7 @@ def fixed_arms(store_path: Path, run: str) -> dict[str, pd.DataFrame]:
     history = torch.zeros((session.parts.num("user"), content.shape[1]))
     for user, items in zip(truth.users, truth.positives):
         history[user] = content[torch.from_numpy(items)].sum(0)
-    scorers = {"pop": lambda users: counts.expand(len(users), -1), "content-knn": lambda users: history[users] @ content.T}
+    scorers = {"pop": lambda users: counts.repeat(len(users), 1), "content-knn": lambda users: history[users] @ content.T}
     tables = {}
     for arm, scores in scorers.items():
         session.model = _Fixed(scores)
@@ -215,7 +216,7 @@ def verdicts(results: dict[str, dict[str, dict]]) -> list[str]:
     for (split, item_slice), rows in results.items():
         best = max(rows, key=lambda a: rows[a]["ndcg@10"]["mean"])
         learn = max((a for a in rows if a in SETS), key=lambda a: rows[a]["ndcg@10"]["mean"])
-        ids = max(("bpr", "multvae"), key=lambda a: rows[a]["ndcg@10"]["mean"])
+        ids = max((a for a in ("bpr", "multvae") if a in rows), key=lambda a: rows[a]["ndcg@10"]["mean"])
         ratio = rows[learn]["ndcg@10"]["mean"] / max(rows[ids]["ndcg@10"]["mean"], 1e-12)
         lines.append(f"- **{split}, {item_slice}**: best NDCG@10 {best} ({rows[best]['ndcg@10']['mean']:.4f}); best "
                      f"LEARN arm {learn} {rows[learn]['ndcg@10']['mean']:.4f} against the best ID model {ids} "
@@ -225,30 +226,11 @@ def verdicts(results: dict[str, dict[str, dict]]) -> list[str]:
 
 
 def svg(results: dict[str, dict[str, dict]]) -> str:
-    """NDCG@10 by split/slice and arm, mean ± std over seeds, as plain SVG."""
-    colours = dict(zip(ARMS, ("#888888", "#8c564b", "#1f77b4", "#17becf", "#ff7f0e", "#d62728", "#2ca02c")))
-    groups = list(results)
-    bar, gap, left, bottom, height = 14, 24, 40, 40, 320
-    width = left + len(groups) * (len(ARMS) * bar + gap) + 130
-    high = max(c["ndcg@10"]["mean"] + (c["ndcg@10"].get("std") or 0) for r in results.values() for c in r.values())
-    scale = (height - bottom - 30) / max(high, 1e-9)
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
-             'font-size="10">', f'<text x="{left}" y="14">Test NDCG@10, mean ± std over seeds</text>']
-    for g, key in enumerate(groups):
-        x0 = left + g * (len(ARMS) * bar + gap)
-        parts.append(f'<text x="{x0}" y="{height - 22}">{key[0]}</text><text x="{x0}" y="{height - 10}">{key[1]}</text>')
-        for j, arm in enumerate(a for a in ARMS if a in results[key]):
-            cell = results[key][arm]["ndcg@10"]
-            x, h = x0 + j * bar, cell["mean"] * scale
-            parts.append(f'<rect x="{x}" y="{height - bottom - h:.1f}" width="{bar - 2}" height="{h:.1f}" '
-                         f'fill="{colours[arm]}"/>')
-            spread = (cell.get("std") or 0) * scale
-            parts.append(f'<line x1="{x + bar / 2 - 1}" x2="{x + bar / 2 - 1}" y1="{height - bottom - h + spread:.1f}" '
-                         f'y2="{height - bottom - h - spread:.1f}" stroke="black"/>')
-    for j, arm in enumerate(ARMS):
-        parts.append(f'<rect x="{width - 120}" y="{30 + 14 * j}" width="10" height="10" fill="{colours[arm]}"/>'
-                     f'<text x="{width - 105}" y="{39 + 14 * j}">{arm}</text>')
-    return "\n".join(parts + ["</svg>"])
+    """NDCG@10 by split, slice and arm, mean ± std over seeds."""
+    values = {f"{split}\n{item_slice}": {arm: (cells["ndcg@10"]["mean"], cells["ndcg@10"].get("std"))
+                                          for arm, cells in rows.items()}
+              for (split, item_slice), rows in results.items()}
+    return grouped_bars(values, list(ARMS), "Test NDCG@10, mean ± std over seeds", bar=14)
 
 
 def main() -> None:

@@ -63,9 +63,10 @@ def recommend(store_path: Path, run: str, users: list[str], k: int = 10, *, inde
     with Store.open(store_path, create=False) as store:
         row, config = finished_run(store, run, "recommend from")
         if config.task_spec.key != "ranking":
-            raise UsageError(f"Run '{run}' is a {config.task_spec.key} run ({config.model}): it scores given "
-                             "(user, item) samples, it does not rank the catalogue. kt recommend takes a ranking run "
-                             "(see kt runs; e.g. kt train --model bpr).")
+            what = ("it scores given (user, item) samples" if config.task_spec.key == "ctr" else
+                    "it ranks the next item of history samples, which kt recommend does not build yet")
+            raise UsageError(f"Run '{run}' is a {config.task_spec.key} run ({config.model}): {what}. kt recommend "
+                             "takes a ranking run (see kt runs; e.g. kt train --model bpr).")
         inter = store.interactions(config.dataset)
         known = set(inter["user_id"])
         unknown = [u for u in users if u not in known]

@@ -207,14 +207,15 @@ def compare_runs(
                                                             "--test ttest does not apply (a user's AUC is not a mean "
                                                             "of independent values).") + " Drop the option.")
     test = test or "ttest"
-    if item_slice != "all" and (task != "ranking" or item_slice not in ITEM_SLICES):
+    if item_slice != "all" and (not TASKS[task].item_slices or item_slice not in ITEM_SLICES):
         raise UsageError(f"--slice takes all or an item slice of ranking runs ({', '.join(ITEM_SLICES)}), not "
-                         f"'{item_slice}'" + (" (CTR runs have no item slices)." if task != "ranking" else "."))
+                         f"'{item_slice}'" + (f" ({task} runs have no item slices)." if not TASKS[task].item_slices
+                                              else "."))
     valid = TASKS[task].metrics or METRICS
     unknown = sorted(set(metrics or []) - set(valid))
     if unknown:
         raise UsageError(f"Unknown metric(s) {', '.join(unknown)} for --metrics. Valid metrics for {task} runs: "
-                         f"{', '.join(valid)}" + (" (the cut-offs come from --k)." if task == "ranking" else "."))
+                         f"{', '.join(valid)}" + (" (the cut-offs come from --k)." if not TASKS[task].metrics else "."))
     for index, (label, runs) in enumerate(columns):  # identical columns are an A/A control; overlaps mislead
         members = {r.name for r in runs}
         for other_label, other_runs in columns[:index]:
@@ -247,7 +248,8 @@ def compare_runs(
     labels = [c for c in ordered_labels(reference.columns) if metrics is None or c.split("@")[0] in metrics]
     comparison = Comparison([label for label, _ in columns], first.dataset, first.split_id, store.split_label(first.split_id),
                             settings.to_dict(), slice_name,
-                            len(users), test, correct, {label: [r.name for r in runs] for label, runs in columns})
+                            len(users), test, correct, {label: [r.name for r in runs] for label, runs in columns},
+                            task=task)
     raw: dict[str, list[Cell]] = {}
     for label in labels:
         # per group: each user's value averaged over its runs, and each run's mean (a seed mean)

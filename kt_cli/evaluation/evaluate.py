@@ -40,10 +40,12 @@ def evaluate_run(store_path: Path, run: str, settings: EvalSettings = EvalSettin
         row, config = finished_run(store, run, "evaluate")
         task = config.task_spec.key
         key = settings.key(task)
-        if task == "ctr" and settings.mode != "full":
-            raise UsageError(f"Run '{run}' is a CTR run ({config.model}): it is scored by AUC, LogLoss and GAUC "
-                             f"on its labelled {settings.part} samples, so --mode {settings.mode} (sampled ranking) "
-                             "does not apply. Drop --mode.")
+        if not config.task_spec.sampled_modes and settings.mode != "full":
+            kind, scored = (("CTR", "it is scored by AUC, LogLoss and GAUC on its labelled samples") if task == "ctr"
+                            else (task, "each sample's next item is ranked among all items, as RecBole evaluates "
+                                        "sequential models"))
+            raise UsageError(f"Run '{run}' is a {kind} run ({config.model}): {scored}, so --mode {settings.mode} "
+                             "(sampled ranking) does not apply. Drop --mode.")
         eval_id = store.evaluation_id(run, key)
         if eval_id and not force:
             return EvalResult(run, eval_id, True, store.eval_metrics(eval_id), 0.0, task)

@@ -73,8 +73,6 @@ def evaluate_users(
     kind, per_positive = parse_mode(mode)
     rng = np.random.default_rng(seed)
     device = next(model.parameters()).device
-    max_k = max(ks)
-    discounts = 1.0 / torch.log2(torch.arange(2, max_k + 2, dtype=torch.float64))
     out = {(m, k): np.zeros(len(truth.users)) for m in METRICS for k in ks}
     was_training = model.training
     model.eval()
@@ -92,25 +90,30 @@ def evaluate_users(
                     candidates = positives | _sample_negatives(
                         truth, start, stop, per_positive, kind, n_items, popularity, rng)
                     scores[~candidates] = -torch.inf
-                top = torch.topk(scores, min(max_k, n_items), dim=1).indices
-                hits = torch.gather(positives, 1, top).double()
-                n_pos = positives.sum(1).double()
-                for k in ks:
-                    h = hits[:, :k]
-                    found = h.sum(1)
-                    idcg = torch.cumsum(discounts, 0)[(torch.clamp(n_pos, max=k) - 1).long()]
-                    first = torch.where(h.any(1), h.argmax(1).double() + 1, torch.inf)
-                    values = {
-                        "hit": (found > 0).double(),
-                        "recall": found / n_pos,
-                        "precision": found / k,
-                        "ndcg": (h * discounts[: h.shape[1]]).sum(1) / idcg,
-                        "mrr": 1.0 / first,
-                    }
-                    for metric, value in values.items():
-                        out[(metric, k)][start:stop] = value.numpy()
+                for key, value in rank_metrics(scores, positives, ks).items():
+                    out[key][start:stop] = value.numpy()
     finally:
         model.train(was_training)
+    return out
+
+
+def rank_metrics(scores: torch.Tensor, positives: torch.Tensor, ks: Sequence[int]) -> dict[tuple[str, int], torch.Tensor]:
+    """Each row's NDCG, Hit, Recall, MRR and Precision at each K, from its scores over all items (masked ones at
+    -inf) and its held-out items (``positives``, a bool mask); the top K by ``torch.topk``, as RecBole ranks."""
+    max_k = max(ks)
+    discounts = 1.0 / torch.log2(torch.arange(2, max_k + 2, dtype=torch.float64))
+    top = torch.topk(scores, min(max_k, scores.shape[1]), dim=1).indices
+    hits = torch.gather(positives, 1, top).double()
+    n_pos = positives.sum(1).double()
+    out = {}
+    for k in ks:
+        h = hits[:, :k]
+        found = h.sum(1)
+        idcg = torch.cumsum(discounts, 0)[(torch.clamp(n_pos, max=k) - 1).long()]
+        first = torch.where(h.any(1), h.argmax(1).double() + 1, torch.inf)
+        values = {"hit": (found > 0).double(), "recall": found / n_pos, "precision": found / k,
+                  "ndcg": (h * discounts[: h.shape[1]]).sum(1) / idcg, "mrr": 1.0 / first}
+        out.update({(metric, k): value for metric, value in values.items()})
     return out
 
 

@@ -72,10 +72,10 @@ class MethodSpec:
 METHODS: dict[str, MethodSpec] = {
     spec.key: spec
     for spec in (
-        MethodSpec("none", "the baseline: the model's own loss, same schedule", ("ranking", "ctr"), (),
+        MethodSpec("none", "the baseline: the model's own loss, same schedule", ("ranking", "ctr", "sequential"), (),
                    "kt_cli.methods.base:Method"),
         MethodSpec("llmkt", "LLM-KT: reconstruct knowledge vectors in a hooked layer, then fine-tune without it",
-                   ("ranking", "ctr"), ("knowledge",), "kt_cli.methods.llmkt:LlmKt"),
+                   ("ranking", "ctr", "sequential"), ("knowledge",), "kt_cli.methods.llmkt:LlmKt"),
         MethodSpec(
             "kar", "KAR: user and item knowledge through a hybrid-expert adaptor, as extra feature fields",
             ("ctr",), ("user_knowledge", "item_knowledge"), "kt_cli.methods.kar:Kar",

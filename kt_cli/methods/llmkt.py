@@ -66,7 +66,7 @@ class LlmKt(Method):
         """The hooked tensor for the first training batch (no parameter update)."""
         assert self.capture is not None
         session = self.session
-        batch = next(iter(session.parts.train_data)).to(session.parts.device)
+        batch = next(iter(self.batches())).to(session.parts.device)
         with torch.no_grad(), self.capture.recording() as seen:
             session.model.calculate_loss(batch)
         if not seen:
@@ -75,7 +75,7 @@ class LlmKt(Method):
                 "training loss, so it cannot carry knowledge. Pick another layer "
                 f"(kt train --model {session.spec.key} --list-layers)."
             )
-        return seen[0]
+        return session.task.rows(seen[0], batch, session.parts)
 
     def start_phase(self, phase: str) -> None:
         if phase == "finetune" and self.capture is not None:  # fine-tune and inference run the plain model
@@ -104,7 +104,7 @@ class LlmKt(Method):
         field = session.parts.user_field if self.knowledge.entity == "user" else session.parts.item_field
         with self.capture.recording() as seen:
             loss = model_loss(session.model, batch)
-        hidden = seen[0]
+        hidden = session.task.rows(seen[0], batch, session.parts)
         return loss, hidden, align_rows(hidden.shape[0], batch[field], str(self.layer))
 
     def loss(self, model_loss: torch.Tensor, extra: torch.Tensor | None) -> torch.Tensor:

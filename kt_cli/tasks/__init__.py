@@ -7,6 +7,8 @@ behaviour lives in one module per task, imported when a run is built.
 
 - ``ranking``: top-K over all items for each user (NDCG, Hit, Recall, MRR, Precision at K; full or sampled).
 - ``ctr``: every interaction of the split is a labelled sample (rating >= threshold); AUC, LogLoss, GAUC.
+- ``sequential``: each held-out interaction predicted from the user's earlier items (SASRec, GRU4Rec); the
+  ranking metrics per sample, averaged per user.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class TaskSpec:
     implementation: str  # "module:Class"
     metrics: tuple[str, ...] = ()  # valid metrics without a cut-off (CTR); ranking metrics take @K
     lower_is_better: tuple[str, ...] = ()
+    item_slices: bool = True  # evaluations hold the cold/warm/tail item slices (kt compare --slice)
+    sampled_modes: bool = True  # --mode uni100/pop100 applies (ranking only)
 
     def parse_valid_metric(self, text: str) -> str:
         """The validation metric, normalised; an invalid one is a usage error listing the valid ones."""
@@ -48,7 +52,10 @@ TASKS: dict[str, TaskSpec] = {
     for spec in (
         TaskSpec("ranking", "top-K ranking of all items per user", "ndcg@10", "kt_cli.tasks.ranking:Ranking"),
         TaskSpec("ctr", "click-through prediction on labelled interactions", "auc", "kt_cli.tasks.ctr:Ctr",
-                 metrics=("auc", "gauc", "logloss"), lower_is_better=("logloss",)),
+                 metrics=("auc", "gauc", "logloss"), lower_is_better=("logloss",), item_slices=False,
+                 sampled_modes=False),
+        TaskSpec("sequential", "next-item prediction from the user's earlier items", "ndcg@10",
+                 "kt_cli.tasks.sequential:Sequential", sampled_modes=False),
     )
 }
 

@@ -7,8 +7,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
 from kt_cli.evaluation.settings import EvalSettings
+
+
+class Task:
+    """What every task shares: how a hooked layer's tensor becomes one row per training sample (LLM-KT)."""
+
+    def rows(self, hidden: torch.Tensor, batch, parts) -> torch.Tensor:
+        """The hooked tensor as one row per batch record: as captured, for tasks whose models see one row each."""
+        return hidden
 
 
 @dataclass(frozen=True)

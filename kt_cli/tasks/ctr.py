@@ -21,13 +21,13 @@ from kt_cli.datasets.features import LABEL, export_ctr, load_columns
 from kt_cli.evaluation import ctr as metrics
 from kt_cli.evaluation.settings import PARTS, EvalSettings
 from kt_cli.store import Store
-from kt_cli.tasks.base import EvalTables, aggregate
+from kt_cli.tasks.base import EvalTables, Task, aggregate
 from kt_cli.training.config import KNOWLEDGE_ENTITY
 
 BATCH = 8192
 
 
-class Ctr:
+class Ctr(Task):
     key = "ctr"
 
     def prepare(self, store: Store, config, sid: str) -> tuple[Path, dict[str, Any], dict[str, Any]]:

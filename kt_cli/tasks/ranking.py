@@ -21,10 +21,10 @@ from kt_cli.datasets.splits import export_for_recbole
 from kt_cli.evaluation.settings import ITEM_SLICES, PARTS, TAIL_BELOW, EvalSettings, parse_metric
 from kt_cli.store import Store
 from kt_cli.evaluation.ranking import slice_truth
-from kt_cli.tasks.base import EvalTables, aggregate
+from kt_cli.tasks.base import EvalTables, Task, aggregate
 
 
-class Ranking:
+class Ranking(Task):
     key = "ranking"
 
     def prepare(self, store: Store, config, sid: str) -> tuple[Path, dict[str, Any], dict[str, Any]]:

@@ -2,8 +2,10 @@
 
 A layer is named ``PATH[:input|:output]``: ``PATH`` is the dotted module path as in
 ``model.named_modules()`` (``decoder``, ``mlp_layers``, ``encoder.1``), ``:output`` (the default) is
-what the module returns, ``:input`` its first positional argument. The hooks only observe: they
-return ``None``, so the model's forward pass is untouched.
+what the module returns, ``:input`` its first positional argument. A module returning a tuple is read at
+its first element (PyTorch's recurrent layers return ``(output, state)``); one returning a list at its
+last (RecBole's transformer encoders return every layer's output, the deepest last). The hooks only
+observe: they return ``None``, so the model's forward pass is untouched.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ def find_module(model: nn.Module, ref: LayerRef) -> nn.Module:
 def _first_tensor(value: object) -> torch.Tensor | None:
     if isinstance(value, torch.Tensor):
         return value
-    if isinstance(value, (tuple, list)) and value and isinstance(value[0], torch.Tensor):
+    if isinstance(value, list) and value and isinstance(value[-1], torch.Tensor):
+        return value[-1]
+    if isinstance(value, tuple) and value and isinstance(value[0], torch.Tensor):
         return value[0]
     return None
 

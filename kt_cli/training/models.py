@@ -35,7 +35,7 @@ class ModelSpec:
     recbole_name: str
     default_layer: str
     note: str
-    kind: str = "general"  # RecBole's model type: general (ranking) or context (CTR)
+    kind: str = "general"  # RecBole's model type: general (ranking), context (CTR) or sequential (next item)
     kar_hidden_from: tuple[str, ...] = ()
     vectors: str | None = None  # how user and item vectors whose inner product is the score are read (retrieval)
     implementation: str | None = None  # "module:Class" of a kt model; None: RecBole's model ``recbole_name``
@@ -53,7 +53,7 @@ class ModelSpec:
 
     @property
     def task(self) -> str:
-        return {"general": "ranking", "context": "ctr"}[self.kind]
+        return {"general": "ranking", "context": "ctr", "sequential": "sequential"}[self.kind]
 
 
 _DEEP_TOWER = ("the deep tower's last hidden layer (the analogue of NeuMF's MLP tower output, which the reference "
@@ -81,6 +81,8 @@ MODELS: dict[str, ModelSpec] = {
                       "hidden_size": 64, "n_layers": 2, "n_heads": 2, "inner_size": 256, "dropout_prob": 0.1,
                       "max_history": 50, "logit_scale": 20.0, "learn_scale": False, "item_tower": "shared",
                       "train_batch_size": 64, "train_neg_sample_args": None}),
+        ModelSpec("sasrec", "SASRec", "trm_encoder:output", "the transformer's output (64-d)", kind="sequential"),
+        ModelSpec("gru4rec", "GRU4Rec", "gru_layers:output", "the GRU's output (64-d)", kind="sequential"),
         ModelSpec("dcn", "DCN", "mlp_layers:output", _DEEP_TOWER.format(width=256), kind="context"),
         ModelSpec("deepfm", "DeepFM", "mlp_layers:output", _DEEP_TOWER.format(width=128), kind="context",
                   kar_hidden_from=("fm",)),

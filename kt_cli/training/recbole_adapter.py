@@ -5,7 +5,10 @@ RecBole is a library with process-wide habits that break a CLI, each neutralised
 ``CUDA_VISIBLE_DEVICES``, loads preset YAML by dataset name, and it logs through the root logger and
 writes ``./saved``/``./log`` relative to the working directory. kt builds the Config with ``sys.argv``
 cut to the program name, restores the environment, names its dataset ``kt`` (no preset), points every
-path into the run's folder, and silences RecBole's logging below errors.
+path into the run's folder, and silences RecBole's logging below errors. Importing RecBole's sequential
+models (any of them: the package imports all) runs ``torch.autograd.set_detect_anomaly(True)`` in its SINE
+module, which slows every backward pass several times and turns a NaN into an exception; kt turns it off
+again after loading a model class.
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ def build(spec: ModelSpec, config_dict: dict[str, Any], seed: int) -> RecBolePar
     try:
         with recbole_isolation():
             model_class = spec.load()
+            torch.autograd.set_detect_anomaly(False)  # RecBole's sine.py turns it on for the process at import
             config = Config(model=model_class, dataset=RECBOLE_DATASET, config_dict=config_dict)
             init_seed(seed, True)
             dataset = create_dataset(config)
