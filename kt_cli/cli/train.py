@@ -52,8 +52,9 @@ def _pairs(items: list[str], option: str, example: str) -> dict:
 
 
 def train(
-    model: Annotated[str, typer.Option(help=f"RecBole model. Ranking: {', '.join(models_for('ranking'))}; CTR "
-                                            f"(labels from ratings, AUC): {', '.join(models_for('ctr'))}.")] = "multvae",
+    model: Annotated[str, typer.Option(help=f"Model. Ranking: {', '.join(models_for('ranking'))}; sequential (next "
+                                            f"item): {', '.join(models_for('sequential'))}; CTR (labels from ratings, "
+                                            f"AUC): {', '.join(models_for('ctr'))}.")] = "multvae",
     dataset: options.Dataset = "ml-100k",
     knowledge: Annotated[Optional[str], typer.Option(
         help="Knowledge set for LLM-KT (reconstructed in --inject-layer); omit for the baseline.")] = None,
@@ -63,10 +64,15 @@ def train(
     user_knowledge: Annotated[Optional[str], typer.Option(
         help="KAR: knowledge set of user vectors (e.g. embedded user profiles).")] = None,
     item_knowledge: Annotated[Optional[str], typer.Option(
-        help="KAR: knowledge set of item vectors (e.g. embedded item profiles).")] = None,
+        help="KAR: knowledge set of item vectors (e.g. embedded item profiles); LEARN (--model learn): the items' "
+             "content embeddings.")] = None,
     method_set: Annotated[list[str], typer.Option(
         "--method-set", help="Method option key=value (repeatable), e.g. KAR's shared_experts=2, "
                              "dedicated_experts=6, expert_hidden=128, expert_out=32, dropout=0.")] = [],
+    teacher: Annotated[Optional[str], typer.Option(
+        help="kd: a finished ranking run on the same split whose top-n items per user teach the student.")] = None,
+    teacher_file: Annotated[Optional[Path], typer.Option(
+        help="kd: a JSONL teacher computed elsewhere, one line per user: user_id, items, scores.")] = None,
     label_threshold: Annotated[Optional[float], typer.Option(
         help="CTR models: label = rating >= this [default: 4, as RecBole's ml-100k CTR config].")] = None,
     inject_layer: Annotated[Optional[str], typer.Option(
@@ -115,6 +121,7 @@ def train(
         split=split, split_order=split_order, split_seed=split_seed, seed=seed, device=device,
         recbole=_overrides(config, set_), method=method, user_knowledge=user_knowledge,
         item_knowledge=item_knowledge, method_options=_pairs(method_set, "--method-set", "shared_experts=3"), label_threshold=label_threshold,
+        teacher=teacher, teacher_file=str(teacher_file.resolve()) if teacher_file is not None else None,
     )
     settings = settings.checked(allow_unknown_settings=allow_unknown_settings)
     if name is not None:

@@ -23,6 +23,7 @@ class Option:
     help: str
     minimum: float | None = None
     maximum: float | None = None
+    choices: tuple[str, ...] = ()  # the values a text option takes
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class MethodSpec:
     feature_slots: bool = False  # the model gets one slot feature field per knowledge entity (KAR)
     histories: bool = False  # the method reads each user's training items in time order (LEARN)
     models: tuple[str, ...] = ()  # the only models it trains (LEARN: its own towers); empty: any of its tasks'
+    teacher: bool = False  # it reads a teacher (--teacher RUN or --teacher-file FILE)
 
     def load(self) -> type:
         module, _, name = self.implementation.partition(":")
@@ -64,6 +66,8 @@ class MethodSpec:
                 raise UsageError(f"--method-set {key} must be at least {option.minimum:g}, not {value}.")
             if option.maximum is not None and value > option.maximum:
                 raise UsageError(f"--method-set {key} must be at most {option.maximum:g}, not {value}.")
+            if option.choices and value not in option.choices:
+                raise UsageError(f"--method-set {key} must be one of {', '.join(option.choices)}, not {value!r}.")
             if value != option.default:  # a default spelled out is the same run as one left out
                 checked[key] = value
         return checked
@@ -89,6 +93,17 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("learn", "LEARN: twin towers over frozen LLM item content embeddings, aligned on user histories",
                    ("ranking",), ("item_knowledge",), "kt_cli.methods.learn:LearnMethod",
                    at_inference=True, histories=True, models=("learn",)),
+        MethodSpec(
+            "kd", "one-way distillation: a teacher's top-n items per user (a kt run or a file) taught to the student",
+            ("ranking", "sequential"), (), "kt_cli.methods.kd:Distill",
+            {"top_n": Option(20, "items of each user's teacher list", 1, 1000),
+             "temperature": Option(1.0, "softmax temperature of the KL term", 0.01),
+             "weight": Option(0.5, "lambda: loss = model_loss + lambda * distill_loss", 0),
+             "loss": Option("kl", "kl (temperature-scaled KL over the list) or bce (DLLM2Rec's ranking "
+                                  "distillation)", choices=("kl", "bce")),
+             "adaptive": Option(True, "sample-wise weights: teacher confidence, target rank, agreement")},
+            teacher=True,
+        ),
     )
 }
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from kt_cli.datasets.splits import SplitSpec, parse_split
@@ -34,7 +35,8 @@ RESERVED_KEYS = frozenset({
 CTR_RESERVED_KEYS = frozenset({"LABEL_FIELD", "threshold", "train_neg_sample_args", "numerical_features"})
 # Fields added after runs were first stored: left out of the stored dict (and so of the hash) while unset, so
 # every run stored before them keeps its configuration hash.
-OPTIONAL_FIELDS = ("method", "user_knowledge", "item_knowledge", "method_options", "label_threshold")
+OPTIONAL_FIELDS = ("method", "user_knowledge", "item_knowledge", "method_options", "label_threshold", "teacher",
+                   "teacher_file")
 KNOWLEDGE_ENTITY = {"knowledge": None, "user_knowledge": "user", "item_knowledge": "item"}
 DEFAULT_THRESHOLD = 4.0  # RecBole's ml-100k CTR label: rating >= 4
 
@@ -66,6 +68,8 @@ class TrainConfig:
     item_knowledge: str | None = None  # KAR's item (factual) set
     method_options: dict[str, Any] = field(default_factory=dict)
     label_threshold: float | None = None  # CTR label: rating >= threshold (set to the default for CTR models)
+    teacher: str | None = None  # kd: a finished ranking run on the same split
+    teacher_file: str | None = None  # kd: a JSONL file of top-n items and scores per user (absolute path)
 
     def __post_init__(self) -> None:
         # Canonical registry key, so --model NeuMF and --model neumf are the same run.
@@ -136,6 +140,14 @@ class TrainConfig:
         if spec.knowledge and not given:
             wanted = " and/or ".join("--" + n.replace("_", "-") for n in spec.knowledge)
             raise UsageError(f"Method '{spec.key}' needs {wanted} (knowledge sets, see kt knowledge).")
+        teachers = [f for f in ("teacher", "teacher_file") if getattr(self, f) is not None]
+        if spec.teacher and len(teachers) != 1:
+            raise UsageError(f"Method '{spec.key}' needs one teacher: --teacher RUN (a finished ranking run on the same "
+                             "split, e.g. kt train --model learn ...) or --teacher-file FILE (JSONL: user_id, items, "
+                             "scores)" + (", not both." if teachers else "."))
+        if teachers and not spec.teacher:
+            raise UsageError(f"--{teachers[0].replace('_', '-')} is read by method kd only, not '{spec.key}'. Add "
+                             "--method kd.")
         object.__setattr__(self, "method_options", spec.check_options(dict(self.method_options)))
         if task == "ctr":
             object.__setattr__(self, "label_threshold", float(self.label_threshold if self.label_threshold
@@ -230,6 +242,15 @@ def check_inputs(store: Store, config: TrainConfig) -> dict[str, KnowledgeSetRow
             raise UsageError(f"{flag} {name} holds {row.entity} vectors; {flag} takes a set of {wanted} vectors "
                              f"(see kt knowledge --dataset {config.dataset}).")
         rows[option] = row
+    if config.teacher is not None:
+        teacher = store.run(config.teacher)
+        if teacher is None or teacher.status != "finished":
+            state = "does not exist" if teacher is None else f"has not finished training (status {teacher.status})"
+            raise MissingInputError(f"Teacher run '{config.teacher}' {state}. Runs: {', '.join(store.run_names())}.",
+                                    f"kt train --model learn ... --name {config.teacher}  (on the student's split)")
+    if config.teacher_file is not None and not Path(config.teacher_file).is_file():
+        raise MissingInputError(f"Teacher file {config.teacher_file} does not exist.",
+                                "kt train ... --teacher-file FILE (JSONL: user_id, items, scores per line)")
     return rows
 
 
@@ -240,4 +261,10 @@ def knowledge_stamps(store: Store, config: TrainConfig) -> dict[str, str]:
     for name in config.knowledge_sets().values():
         row = store.knowledge_set(config.dataset, name)
         stamps[name] = row.created_at.isoformat() if row else ""
+    if config.teacher is not None:  # a teacher retrained under its name is another teacher
+        run = store.run(config.teacher)
+        stamps[f"teacher:{config.teacher}"] = f"{run.config_hash}@{run.finished_at}" if run else ""
+    if config.teacher_file is not None:
+        path = Path(config.teacher_file)
+        stamps[f"teacher-file:{path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else ""
     return stamps

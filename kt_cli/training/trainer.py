@@ -17,7 +17,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from kt_cli.errors import Interrupted, UsageError
 from kt_cli.store import RunRow, Store, _now
 from kt_cli.training import lease
 from kt_cli.training.config import TrainConfig, check_run_name, default_run_name, knowledge_stamps
-from kt_cli.training.session import Session, read_inputs
+from kt_cli.training.session import Session, load_teacher, read_inputs
 
 CHECKPOINT_SECONDS = 5.0
 
@@ -139,6 +139,7 @@ def train(
     config = config.checked(allow_unknown_settings=allow_unknown_settings)
     check_device(config.device)
     name = check_run_name(name) if name is not None else default_run_name(config)
+    teacher = load_teacher(store_path, config)
     with Store.open(store_path) as store:
         digest = run_digest(store, config)
         existing = store.run(name)
@@ -159,7 +160,7 @@ def train(
             if existing.status == "finished":
                 return TrainResult(name, "cached", existing.summary)
         folder = store.run_folder(name)
-        inputs = read_inputs(store, config)
+        inputs = replace(read_inputs(store, config), teacher=teacher)
         stamps = knowledge_stamps(store, config)
         if existing and replace_run:
             store.delete_run(name)
