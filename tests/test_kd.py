@@ -86,3 +86,27 @@ def test_bad_teachers_are_refused_before_a_run_exists(store: Path, tmp_path: Pat
     assert_fails(kt(*student, "--teacher", "mv", "--method-set", "loss=mse"), 2, "kl, bce")
     with Store.open(store) as db:
         assert db.run("never") is None
+
+
+def test_mutual_distillation_trains_the_partner_in_turns_and_serves_the_crm_alone(store: Path) -> None:
+    run = ok_json(kt("train", "--model", "sasrec", "--split", "loo", *SMALL[:-4], "--distill-epochs", "3",
+                     "--finetune-epochs", "0", "--method", "llmd4rec", "--partner", "mv", "--name", "sas-mutual",
+                     "--store", store, "--json"))
+    assert run["coverage"]["partner_users_matched"] == 943 and run["phases"][0]["phase"] == "mutual"
+    best = run["phases"][0]["best_epoch"]  # epochs 0 and 2 are the CRM's turns, 1 the partner's
+    with Store.open(store) as db:
+        epochs = db.epochs("sas-mutual")
+        folder = db.run_folder("sas-mutual")
+    assert epochs["recon_loss"].notna().all()  # a KL term in both turns
+    saved = torch.load(folder / "model.pt", weights_only=False)
+    partner_before = _weights(store, "mv")
+    partner_after = saved["method"]["partner"]
+    changed = any(not torch.equal(partner_before[k], partner_after[k]) for k in partner_before)
+    assert changed == (best >= 1)  # the stored partner is the best epoch's: trained if its turn came before
+    ok_json(kt("train", "--model", "sasrec", "--split", "loo", *SMALL, "--name", "sas", "--store", store, "--json"))
+    crm = {k: v.shape for k, v in saved["model"].items()}
+    assert crm == {k: v.shape for k, v in _weights(store, "sas").items()}  # the served model: plain SASRec
+    evaluated = ok_json(kt("eval", "sas-mutual", "--store", store, "--json"))
+    assert evaluated[0]["task"] == "sequential"
+    assert_fails(kt("train", "--model", "sasrec", "--split", "loo", "--method", "llmd4rec", "--name", "never",
+                    "--store", store), 2, "needs --partner")

@@ -73,6 +73,8 @@ def train(
         help="kd: a finished ranking run on the same split whose top-n items per user teach the student.")] = None,
     teacher_file: Annotated[Optional[Path], typer.Option(
         help="kd: a JSONL teacher computed elsewhere, one line per user: user_id, items, scores.")] = None,
+    partner: Annotated[Optional[str], typer.Option(
+        help="llmd4rec: a finished ranking run on the same split (e.g. LEARN) trained along, in turns.")] = None,
     label_threshold: Annotated[Optional[float], typer.Option(
         help="CTR models: label = rating >= this [default: 4, as RecBole's ml-100k CTR config].")] = None,
     inject_layer: Annotated[Optional[str], typer.Option(
@@ -121,7 +123,7 @@ def train(
         split=split, split_order=split_order, split_seed=split_seed, seed=seed, device=device,
         recbole=_overrides(config, set_), method=method, user_knowledge=user_knowledge,
         item_knowledge=item_knowledge, method_options=_pairs(method_set, "--method-set", "shared_experts=3"), label_threshold=label_threshold,
-        teacher=teacher, teacher_file=str(teacher_file.resolve()) if teacher_file is not None else None,
+        teacher=teacher, partner=partner, teacher_file=str(teacher_file.resolve()) if teacher_file is not None else None,
     )
     settings = settings.checked(allow_unknown_settings=allow_unknown_settings)
     if name is not None:

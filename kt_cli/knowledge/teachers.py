@@ -104,27 +104,42 @@ def _grouped(counts: dict[str, int]) -> dict[str, int]:
     return grouped
 
 
+def _check_run(store_path: Path, run: str, split_id: str, role: str):
+    """A finished ranking run on the split ``split_id``: its row and config."""
+    from kt_cli.evaluation.evaluate import finished_run
+    from kt_cli.store import Store
+
+    with Store.open(store_path, create=False) as store:
+        row, config = finished_run(store, run, f"{role.lower()} from")
+        folder = store.run_folder(run)
+        label, wanted = store.split_label(row.split_id), store.split_label(split_id)
+    if config.task_spec.key != "ranking":
+        raise UsageError(f"{role} run '{run}' is a {config.task_spec.key} run; a {role.lower()} ranks all items per "
+                         "user: train one with a ranking model (e.g. --model learn, --model multvae).")
+    if row.split_id != split_id:
+        raise UsageError(f"{role} run '{run}' was trained on another split ({label}) than the student's ({wanted}): "
+                         f"its ranking may hold the student's validation or test items. Train the {role.lower()} with "
+                         "the student's --split options.")
+    return row, folder
+
+
+def partner_session(store_path: Path, run: str, split_id: str):
+    """The session of finished ranking run ``run`` on the student's split, its weights loaded, to train along."""
+    from kt_cli.evaluation.evaluate import trained_session
+
+    _check_run(store_path, run, split_id, "Partner")
+    return trained_session(store_path, run)
+
+
 def teacher_from_run(store_path: Path, run: str, split_id: str, top_n: int) -> TeacherRanks:
     """The top-n unseen items of finished ranking run ``run`` for every user, cached beside the run."""
     import torch
 
-    from kt_cli.evaluation.evaluate import finished_run, trained_session
+    from kt_cli.evaluation.evaluate import trained_session
     from kt_cli.evaluation.ranking import score_items
-    from kt_cli.store import Store
     from kt_cli.training.recbole_adapter import interaction
 
-    with Store.open(store_path, create=False) as store:
-        row, config = finished_run(store, run, "teach from")
-        folder = store.run_folder(run)
-        label = store.split_label(row.split_id)
-        wanted = store.split_label(split_id)
-    if config.task_spec.key != "ranking":
-        raise UsageError(f"Teacher run '{run}' is a {config.task_spec.key} run; a teacher ranks all items per user: "
-                         "train one with a ranking model (e.g. --model learn, --model multvae).")
-    if row.split_id != split_id:
-        raise UsageError(f"Teacher run '{run}' was trained on another split ({label}) than the student's ({wanted}): "
-                         "its ranking may hold the student's validation or test items. Train the teacher with the "
-                         "student's --split options.")
+    row, folder = _check_run(store_path, run, split_id, "Teacher")
     cache = folder / f"teacher-top{top_n}-{row.config_hash}.npz"
     if cache.is_file():
         data = np.load(cache, allow_pickle=False)

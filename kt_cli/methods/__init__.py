@@ -41,6 +41,7 @@ class MethodSpec:
     histories: bool = False  # the method reads each user's training items in time order (LEARN)
     models: tuple[str, ...] = ()  # the only models it trains (LEARN: its own towers); empty: any of its tasks'
     teacher: bool = False  # it reads a teacher (--teacher RUN or --teacher-file FILE)
+    partner: bool = False  # it trains a partner run along (--partner RUN)
 
     def load(self) -> type:
         module, _, name = self.implementation.partition(":")
@@ -103,6 +104,16 @@ METHODS: dict[str, MethodSpec] = {
                                   "distillation)", choices=("kl", "bce")),
              "adaptive": Option(True, "sample-wise weights: teacher confidence, target rank, agreement")},
             teacher=True,
+        ),
+        MethodSpec(
+            "llmd4rec", "LLMD4Rec's mutual distillation: the model and an LLM-side partner run (e.g. LEARN) teach "
+            "each other in turns", ("sequential",), (), "kt_cli.methods.mutual:Mutual",
+            {"round_epochs": Option(1, "epochs of each turn (the CRM's, then the partner's)", 1),
+             "temperature": Option(1.0, "softmax temperature of both KL terms", 0.01),
+             "weight": Option(0.5, "lambda: loss = own loss + lambda * KL toward the other", 0),
+             "adaptive": Option(True, "sample-wise weights: the teacher's confidence and its probability of the "
+                                      "target")},
+            histories=True, partner=True,
         ),
     )
 }

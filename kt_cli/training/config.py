@@ -36,7 +36,7 @@ CTR_RESERVED_KEYS = frozenset({"LABEL_FIELD", "threshold", "train_neg_sample_arg
 # Fields added after runs were first stored: left out of the stored dict (and so of the hash) while unset, so
 # every run stored before them keeps its configuration hash.
 OPTIONAL_FIELDS = ("method", "user_knowledge", "item_knowledge", "method_options", "label_threshold", "teacher",
-                   "teacher_file")
+                   "teacher_file", "partner")
 KNOWLEDGE_ENTITY = {"knowledge": None, "user_knowledge": "user", "item_knowledge": "item"}
 DEFAULT_THRESHOLD = 4.0  # RecBole's ml-100k CTR label: rating >= 4
 
@@ -70,6 +70,7 @@ class TrainConfig:
     label_threshold: float | None = None  # CTR label: rating >= threshold (set to the default for CTR models)
     teacher: str | None = None  # kd: a finished ranking run on the same split
     teacher_file: str | None = None  # kd: a JSONL file of top-n items and scores per user (absolute path)
+    partner: str | None = None  # llmd4rec: a finished ranking run on the same split, trained along
 
     def __post_init__(self) -> None:
         # Canonical registry key, so --model NeuMF and --model neumf are the same run.
@@ -148,6 +149,11 @@ class TrainConfig:
         if teachers and not spec.teacher:
             raise UsageError(f"--{teachers[0].replace('_', '-')} is read by method kd only, not '{spec.key}'. Add "
                              "--method kd.")
+        if spec.partner and self.partner is None:
+            raise UsageError(f"Method '{spec.key}' needs --partner RUN: a finished ranking run on the same split (e.g. "
+                             "kt train --model learn --item-knowledge SET --split loo --name learn-loo).")
+        if self.partner is not None and not spec.partner:
+            raise UsageError(f"--partner is read by method llmd4rec only, not '{spec.key}'. Add --method llmd4rec.")
         object.__setattr__(self, "method_options", spec.check_options(dict(self.method_options)))
         if task == "ctr":
             object.__setattr__(self, "label_threshold", float(self.label_threshold if self.label_threshold
@@ -242,12 +248,14 @@ def check_inputs(store: Store, config: TrainConfig) -> dict[str, KnowledgeSetRow
             raise UsageError(f"{flag} {name} holds {row.entity} vectors; {flag} takes a set of {wanted} vectors "
                              f"(see kt knowledge --dataset {config.dataset}).")
         rows[option] = row
-    if config.teacher is not None:
-        teacher = store.run(config.teacher)
-        if teacher is None or teacher.status != "finished":
-            state = "does not exist" if teacher is None else f"has not finished training (status {teacher.status})"
-            raise MissingInputError(f"Teacher run '{config.teacher}' {state}. Runs: {', '.join(store.run_names())}.",
-                                    f"kt train --model learn ... --name {config.teacher}  (on the student's split)")
+    for role, name in (("Teacher", config.teacher), ("Partner", config.partner)):
+        if name is None:
+            continue
+        other = store.run(name)
+        if other is None or other.status != "finished":
+            state = "does not exist" if other is None else f"has not finished training (status {other.status})"
+            raise MissingInputError(f"{role} run '{name}' {state}. Runs: {', '.join(store.run_names())}.",
+                                    f"kt train --model learn ... --name {name}  (on the student's split)")
     if config.teacher_file is not None and not Path(config.teacher_file).is_file():
         raise MissingInputError(f"Teacher file {config.teacher_file} does not exist.",
                                 "kt train ... --teacher-file FILE (JSONL: user_id, items, scores per line)")
@@ -261,9 +269,10 @@ def knowledge_stamps(store: Store, config: TrainConfig) -> dict[str, str]:
     for name in config.knowledge_sets().values():
         row = store.knowledge_set(config.dataset, name)
         stamps[name] = row.created_at.isoformat() if row else ""
-    if config.teacher is not None:  # a teacher retrained under its name is another teacher
-        run = store.run(config.teacher)
-        stamps[f"teacher:{config.teacher}"] = f"{run.config_hash}@{run.finished_at}" if run else ""
+    for role, name in (("teacher", config.teacher), ("partner", config.partner)):  # retrained: another teacher
+        if name is not None:
+            run = store.run(name)
+            stamps[f"{role}:{name}"] = f"{run.config_hash}@{run.finished_at}" if run else ""
     if config.teacher_file is not None:
         path = Path(config.teacher_file)
         stamps[f"teacher-file:{path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else ""

@@ -46,7 +46,7 @@ class RunInputs:
     recbole: dict[str, Any] = field(default_factory=dict)  # the task's RecBole settings (labels, features)
     data: dict[str, Any] = field(default_factory=dict)  # what the task exported (label rule, features)
     histories: Any = None  # pandas DataFrame user_id, item_id: training items in time order (methods that read them)
-    teacher: Any = None  # knowledge.teachers.TeacherRanks (kd), loaded by load_teacher after the store visit
+    teacher: Any = None  # kd: knowledge.teachers.TeacherRanks; llmd4rec: the partner's Session (load_teacher)
 
 
 def read_inputs(store: Store, config: TrainConfig, *, with_knowledge: bool = True) -> RunInputs:
@@ -150,9 +150,9 @@ class Session:
 def load_teacher(store_path: Path, config: TrainConfig) -> Any:
     """The teacher's lists for a method that reads one (kd), else None; checked before a run exists. A teacher
     run is scored in its own session, so this is its own store visit."""
-    if not config.method_spec.teacher:
+    if not (config.method_spec.teacher or config.method_spec.partner):
         return None
-    from kt_cli.knowledge.teachers import read_teacher_file, teacher_from_run
+    from kt_cli.knowledge.teachers import partner_session, read_teacher_file, teacher_from_run
     from kt_cli.methods import METHODS
 
     top_n = int(config.method_options.get("top_n", METHODS["kd"].options["top_n"].default))
@@ -160,6 +160,8 @@ def load_teacher(store_path: Path, config: TrainConfig) -> Any:
         check_inputs(store, config)
         sid = ensure_split(store, config.dataset, config.split_spec)
         users, items = store.entity_ids(config.dataset, "user"), store.entity_ids(config.dataset, "item")
+    if config.partner is not None:
+        return partner_session(store_path, config.partner, sid)
     if config.teacher is not None:
         return teacher_from_run(store_path, config.teacher, sid, top_n)
     return read_teacher_file(Path(config.teacher_file), users, items, top_n)
