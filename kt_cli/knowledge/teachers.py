@@ -147,21 +147,21 @@ def teacher_from_run(store_path: Path, run: str, split_id: str, top_n: int) -> T
                             list(data["scores"]), row.config_hash)
     session = trained_session(store_path, run)
     parts = session.parts
-    train = session.truth(1)  # exclude = the user's training items
+    truth = session.truth(1)  # its users, and in exclude each one's training items
     external_items = parts.external_ids("item")
     items, scores = [], []
     with torch.no_grad():
-        for start in range(0, len(train.users), 256):
-            users = train.users[start:start + 256]
+        for start in range(0, len(truth.users), 256):
+            users = truth.users[start:start + 256]
             block = score_items(session.model, torch.from_numpy(users).to(parts.device), parts.num("item"),
                                 parts.user_field, parts.item_field, interaction).cpu()
             block[:, 0] = -torch.inf
-            for row_index, seen in enumerate(train.exclude[start:start + 256]):
+            for row_index, seen in enumerate(truth.exclude[start:start + 256]):
                 block[row_index, torch.from_numpy(seen)] = -torch.inf
             top = torch.topk(block, top_n, dim=1)
             items.append(external_items[top.indices.numpy()])
             scores.append(top.values.double().numpy())
-    users = parts.external_ids("user")[train.users]
+    users = parts.external_ids("user")[truth.users]
     np.savez(cache, users=users, items=np.concatenate(items), scores=np.concatenate(scores))
     return TeacherRanks(f"run {run}", users.tolist(), [list(r) for r in np.concatenate(items)],
                         list(np.concatenate(scores)), row.config_hash)

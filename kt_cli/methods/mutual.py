@@ -57,16 +57,14 @@ class Mutual(Method):
         # The two RecBole datasets number users and items independently: map the partner's columns to ours.
         self.item_map = torch.from_numpy(np.maximum(other.internal_ids("item", list(parts.external_ids("item"))), 0)).to(device)
         self.user_map = torch.from_numpy(other.internal_ids("user", list(parts.external_ids("user")))).to(device)
-        histories = self.session.inputs.histories
-        users = parts.internal_ids("user", histories["user_id"].tolist())
-        items = parts.internal_ids("item", histories["item_id"].tolist())
         length = int(parts.config["MAX_ITEM_LIST_LENGTH"])
-        sequences = torch.zeros((parts.num("user"), length), dtype=torch.long)
-        lengths = torch.zeros(parts.num("user"), dtype=torch.long)
-        for user in np.unique(users):  # each user's last training items, the CRM's input in partner turns
-            mine = items[users == user][-length:]
-            sequences[user, : len(mine)] = torch.from_numpy(mine)
-            lengths[user] = len(mine)
+        last = self.session.inputs.histories.groupby("user_id", sort=False).tail(length)  # time order kept
+        users = parts.internal_ids("user", last["user_id"].tolist())
+        items = parts.internal_ids("item", last["item_id"].tolist())
+        position = last.groupby("user_id", sort=False).cumcount().to_numpy()
+        lengths = torch.from_numpy(np.bincount(users, minlength=parts.num("user")))
+        sequences = torch.zeros((parts.num("user"), length), dtype=torch.long)  # the CRM's input in partner turns
+        sequences[torch.from_numpy(users), torch.from_numpy(position)] = torch.from_numpy(items)
         self.sequences, self.lengths = sequences.to(device), lengths.to(device)
         self.partner.model.to(device)
         self.coverage = {"partner": self.partner.config.model, "partner_users_matched": int((self.user_map > 0).sum()),
