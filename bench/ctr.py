@@ -24,16 +24,16 @@ over seed means, Holm-adjusted over the three metrics (kt compare's rules); an A
 base seed 2); epoch time of each arm against base's from the same runs, and the adaptor's size.
 
 Usage:
-  python bench/ctr.py                          # everything, both models side by side (background it)
+  python bench/ctr.py                          # everything (background it)
   python bench/ctr.py --models dcn --seeds 1   # a quick look; prints tables, writes no docs
-Each model trains in its own copy of the prepared store (bench/ctr-<model>.duckdb), which caches every
-finished run and evaluation: delete it to retrain. Time it with nothing else running on the machine.
+Each search stage and the finals train side by side as tasks on a local Ray (one thread each); the store
+(bench/ctr.duckdb) caches every finished run and evaluation: delete it to retrain. Time it with nothing else
+running on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 import time
 from pathlib import Path
@@ -43,7 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.llmkt import SHIPPED_HISTORY, model_store  # noqa: E402
+from bench.llmkt import SHIPPED_HISTORY  # noqa: E402
 from bench.plots import grouped_bars  # noqa: E402
 from kt_cli.evaluation.compare import Comparison, compare_runs  # noqa: E402
 from kt_cli.evaluation.evaluate import evaluate_run  # noqa: E402
@@ -55,7 +55,7 @@ from kt_cli.profiles.models import DEFAULT_CHAT_MODEL  # noqa: E402
 from kt_cli.profiles.prompts import load_template  # noqa: E402
 from kt_cli.store import Store  # noqa: E402
 from kt_cli.training.config import TrainConfig  # noqa: E402
-from kt_cli.training.trainer import train  # noqa: E402
+from kt_cli.sweep import train_runs  # noqa: E402
 
 DATASET = "ml-100k"
 MODELS = ("dcn", "deepfm")
@@ -112,23 +112,30 @@ def grid(arm: str) -> tuple[float, ...]:
     return ALPHAS if arm == "llm-kt" else LEARNING_RATES
 
 
-def run_model(job: tuple[str, list[int], Path, tuple[int, int]]) -> dict:
-    """Search on validation (seed 1), then the chosen configuration over the seeds, evaluated on test."""
-    model, seeds, store_path, epochs = job
-    path = model_store(store_path, model)
-    chosen, runs = {}, {}
-    for arm in ARMS:
-        base_lr = chosen.get("base")
-        scores = {value: train(path, config(model, arm, 1, value, epochs, base_lr), f"{model}-{arm}-tune-{value:g}")
-                  .summary["best_valid"] for value in grid(arm)}
+def _search(path: Path, model: str, arms: list[str], epochs: tuple[int, int], base_lr: float | None) -> dict:
+    """Each arm's grid on validation (seed 1), every run side by side; the chosen value per arm."""
+    names = {(arm, value): f"{model}-{arm}-tune-{value:g}" for arm in arms for value in grid(arm)}
+    done = train_runs(path, {name: config(model, arm, 1, value, epochs, base_lr)
+                             for (arm, value), name in names.items()}, threads=1)
+    chosen = {}
+    for arm in arms:
+        scores = {value: done[names[(arm, value)]]["best_valid"] for value in grid(arm)}
         chosen[arm] = max(scores, key=scores.get)
-        runs[arm] = []
-        for seed in seeds:
-            name = f"{model}-{arm}-s{seed}"
-            train(path, config(model, arm, seed, chosen[arm], epochs, base_lr), name)
-            evaluate_run(path, name)
-            runs[arm].append(name)
         print(model, arm, "chose", chosen[arm], scores, flush=True)
+    return chosen
+
+
+def run_model(model: str, seeds: list[int], path: Path, epochs: tuple[int, int]) -> dict:
+    """Search on validation (seed 1; LLM-KT's alpha at base's chosen learning rate), then the chosen
+    configurations over the seeds side by side on Ray, evaluated on test."""
+    chosen = _search(path, model, [a for a in ARMS if a != "llm-kt"], epochs, None)
+    chosen |= _search(path, model, ["llm-kt"], epochs, chosen["base"])
+    runs = {arm: [f"{model}-{arm}-s{seed}" for seed in seeds] for arm in ARMS}
+    train_runs(path, {name: config(model, arm, seed, chosen[arm], epochs, chosen["base"])
+                      for arm in ARMS for seed, name in zip(seeds, runs[arm])}, threads=1)
+    for names in runs.values():
+        for name in names:
+            evaluate_run(path, name)
     with Store.open(path) as store:
         rows = {arm: [store.run(n) for n in names] for arm, names in runs.items()}
         comparison = compare_runs(store, [f"{model}-{arm}-s*" for arm in ARMS]) if len(seeds) > 1 else \
@@ -252,9 +259,7 @@ def main() -> None:
     started = time.perf_counter()
     coverage = prepare(args.store)
     epochs = tuple(int(e) for e in args.epochs.split(","))
-    jobs = [(m, seeds, args.store, epochs) for m in models]
-    with multiprocessing.get_context("spawn").Pool(min(2, len(jobs))) as pool:
-        results = dict(zip(models, pool.map(run_model, jobs)))
+    results = {model: run_model(model, seeds, args.store, epochs) for model in models}
     wall = time.perf_counter() - started
     print("\n".join(tables(results)))
     print("\n".join(verdicts(results)))

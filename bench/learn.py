@@ -34,18 +34,16 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
-from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import seedstats  # noqa: E402
 from bench.llmkt import SHIPPED_HISTORY  # noqa: E402
 from bench.plots import grouped_bars  # noqa: E402
 from kt_cli.evaluation.evaluate import trained_session  # noqa: E402
-from kt_cli.evaluation.compare import adjust  # noqa: E402
 from kt_cli.evaluation.settings import EvalSettings  # noqa: E402
 from kt_cli.knowledge.encoders import LlamaEmbeddings, MiniLM  # noqa: E402
 from kt_cli.knowledge.texts import embed_item_metadata  # noqa: E402
@@ -54,7 +52,7 @@ from kt_cli.profiles.models import DEFAULT_CHAT_MODEL  # noqa: E402
 from kt_cli.profiles.prompts import load_template  # noqa: E402
 from kt_cli.store import Store  # noqa: E402
 from kt_cli.training.config import TrainConfig  # noqa: E402
-from kt_cli.training.trainer import train  # noqa: E402
+from kt_cli.sweep import train_runs  # noqa: E402
 
 DATASET = "ml-100k"
 SPLITS = {"default": "0.7,0.1,0.2", "cold-items": "cold-items"}
@@ -133,15 +131,15 @@ def fixed_arms(store_path: Path, run: str) -> dict[str, pd.DataFrame]:
 
 
 def run_arm(store_path: Path, arm: str, seeds: list[int], epochs: tuple[int, int]) -> tuple[float, dict]:
-    """Search the learning rate on the default split's validation (seed 1), then the finals on both splits."""
-    scores = {lr: train(store_path, config(arm, "default", 1, lr, epochs), f"{arm}-tune-{lr:g}").summary["best_valid"]
-              for lr in LEARNING_RATES}
+    """Search the learning rate on the default split's validation (seed 1), then the finals on both splits; each
+    stage's runs side by side on a local Ray."""
+    done = train_runs(store_path, {f"{arm}-tune-{lr:g}": config(arm, "default", 1, lr, epochs)
+                                   for lr in LEARNING_RATES}, threads=1)
+    scores = {lr: done[f"{arm}-tune-{lr:g}"]["best_valid"] for lr in LEARNING_RATES}
     lr = max(scores, key=scores.get)
-    runs = {}
-    for split in SPLITS:
-        runs[split] = [f"{arm}-{split}-s{seed}" for seed in seeds]
-        for seed, name in zip(seeds, runs[split]):
-            train(store_path, config(arm, split, seed, lr, epochs), name)
+    runs = {split: [f"{arm}-{split}-s{seed}" for seed in seeds] for split in SPLITS}
+    train_runs(store_path, {name: config(arm, split, seed, lr, epochs) for split in SPLITS
+                            for seed, name in zip(seeds, runs[split])}, threads=1)
     print(arm, "chose lr", lr, scores, flush=True)
     return lr, runs
 
@@ -151,62 +149,11 @@ def per_user(store_path: Path, run: str) -> pd.DataFrame:
     return session.task.evaluate(session, EvalSettings(ks=KS)).per_user
 
 
-def table(frames: dict[str, list[pd.DataFrame]], item_slice: str) -> dict[str, dict[str, dict]]:
-    """Per arm and metric: mean ± std over seeds, change against the reference, p over users and over seeds."""
-    def values(frame: pd.DataFrame, metric: str) -> pd.Series:
-        name, k = metric.split("@")
-        rows = frame[(frame["slice"] == item_slice) & (frame["metric"] == name) & (frame["k"] == int(k))]
-        return rows.set_index("user_id")["value"]
-
-    out: dict[str, dict[str, dict]] = {}
-    for metric in METRICS:
-        reference = [values(f, metric) for f in frames[REFERENCE]]
-        ref_user = pd.concat(reference, axis=1).mean(axis=1)
-        ref_seed = np.array([v.mean() for v in reference])
-        raw: dict[str, tuple[float, float | None]] = {}
-        for arm, seed_frames in frames.items():
-            series = [values(f, metric) for f in seed_frames]
-            means = np.array([s.mean() for s in series])
-            user = pd.concat(series, axis=1).mean(axis=1)
-            cell = {"mean": float(means.mean()), "std": float(means.std(ddof=1)) if len(means) > 1 else None,
-                    "n_users": len(user)}
-            if arm != REFERENCE and len(user):
-                common = ref_user.index.intersection(user.index)
-                p_users = float(stats.ttest_rel(user[common], ref_user[common]).pvalue)
-                p_seeds = (float(stats.ttest_ind(means, ref_seed, equal_var=False).pvalue)
-                           if len(means) > 1 and len(ref_seed) > 1 else None)
-                raw[arm] = (p_users, p_seeds)
-                cell["delta_pct"] = 100 * (cell["mean"] / ref_seed.mean() - 1) if ref_seed.mean() else None
-            out.setdefault(arm, {})[metric] = cell
-        for arm, (p_users, p_seeds) in raw.items():
-            out[arm][metric].update(p_users=p_users, p_seeds=p_seeds)
-    for arm in out:  # Holm over the metrics of each arm, as kt compare does
-        for key in ("p_users", "p_seeds"):
-            ps = [out[arm][m].get(key) for m in METRICS]
-            if all(p is not None for p in ps):
-                for m, p in zip(METRICS, adjust(ps, "holm")):
-                    out[arm][m][key] = p
-    return out
-
-
-def _cell(cell: dict) -> str:
-    text = f"{cell['mean']:.4f}" + (f" ± {cell['std']:.4f}" if cell.get("std") is not None else "")
-    if "p_users" not in cell:
-        return text
-    seeds = f", seeds p={cell['p_seeds']:.2g}" if cell.get("p_seeds") is not None else ""
-    star = " *" if cell["p_users"] < 0.05 and (cell.get("p_seeds") is None or cell["p_seeds"] < 0.05) else ""
-    delta = f"{cell['delta_pct']:+.1f}%" if cell.get("delta_pct") is not None else "n/a"
-    return text + f" ({delta}{star}; users p={cell['p_users']:.2g}{seeds})"
-
-
 def markdown(results: dict[str, dict[str, dict]]) -> list[str]:
     lines = []
     for (split, item_slice), rows in results.items():
         n_users = next(iter(rows.values()))[METRICS[0]]["n_users"]
-        lines += [f"### {split} split, {item_slice} items ({n_users} test users)", "",
-                  "| arm | " + " | ".join(m.replace("@", "@") for m in METRICS) + " |", "|---|" + "---|" * len(METRICS)]
-        lines += [f"| {arm} | " + " | ".join(_cell(rows[arm][m]) for m in METRICS) + " |" for arm in rows]
-        lines.append("")
+        lines += seedstats.markdown(f"### {split} split, {item_slice} items ({n_users} test users)", rows, METRICS)
     return lines
 
 
@@ -256,7 +203,7 @@ def main() -> None:
         fixed = fixed_arms(args.store, runs["bpr"][split][0])
         frames = {**{arm: [fixed[arm]] for arm in ("pop", "content-knn") if arm in arms}, **frames}
         for item_slice in SLICES[split]:
-            results[(split, item_slice)] = table(frames, item_slice)
+            results[(split, item_slice)] = seedstats.table(frames, item_slice, METRICS, REFERENCE)
     wall = time.perf_counter() - started
     lines = markdown(results) + verdicts(results)
     print("\n".join(lines))

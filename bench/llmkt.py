@@ -21,19 +21,18 @@ test); the same for users with fewer than 20 training interactions; epoch time w
 baseline's, and the time of each pipeline stage.
 
 Usage:
-  python bench/llmkt.py                                   # everything, 2 models at a time (background it)
+  python bench/llmkt.py                                   # everything (background it)
   python bench/llmkt.py --models multvae --seeds 1        # one model, one seed: the rerun check
 docs/results.md and docs/results.svg are written only by a run of all models with 5 seeds (or --out);
-other runs print their tables. Each model trains in its own copy of the prepared store
-(bench/bench-<model>.duckdb), which caches every finished run and evaluation: delete it to retrain.
+other runs print their tables. Each search stage and the finals train their runs side by side as tasks on a
+local Ray (kt_cli.sweep.train_runs: one thread each, all cores), the bench the only writer of its store
+(bench/bench.duckdb), which caches every finished run and evaluation: delete it to retrain.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
-import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -55,7 +54,7 @@ from kt_cli.profiles.models import DEFAULT_CHAT_MODEL  # noqa: E402
 from kt_cli.profiles.prompts import HistoryRules, load_template  # noqa: E402
 from kt_cli.store import Store  # noqa: E402
 from kt_cli.training.config import TrainConfig  # noqa: E402
-from kt_cli.training.trainer import train  # noqa: E402
+from kt_cli.sweep import train_runs  # noqa: E402
 
 DATASET = "ml-100k"
 REDUCERS = ("pca", "umap")
@@ -173,8 +172,9 @@ def _label(settings: dict, readable: bool = False) -> str:
     return "-".join(k + v for k, v in parts).replace(":", ".")
 
 
-def _fit(store_path: Path, config: TrainConfig, name: str) -> dict:
-    return train(store_path, config, name, threads=1).summary
+def _fit(store_path: Path, configs: dict[str, TrainConfig]) -> dict[str, dict]:
+    """Train the named runs side by side on a local Ray (one thread each); their summaries by name."""
+    return train_runs(store_path, configs, threads=1)
 
 
 def _best(store_path: Path, model: str, budget: Budget, candidates: list[dict], kt_fixed: dict | None,
@@ -183,11 +183,13 @@ def _best(store_path: Path, model: str, budget: Budget, candidates: list[dict], 
 
     A candidate is one stage's settings, merged over the fixed ones; run names carry all settings, so a
     candidate that repeats an earlier configuration is the cached run, not a second one."""
-    scores: dict[str, float] = {}
+    runs: dict[str, tuple[str, TrainConfig]] = {}
     for candidate in candidates:
         base, kt = (base_fixed, {**kt_fixed, **candidate}) if kt_fixed is not None else ({**base_fixed, **candidate}, None)
         name = f"{model}-search-" + (f"kt-{_label(kt)}" if kt else f"base-{_label(base)}")
-        scores[_label(candidate, True)] = _fit(store_path, _config(model, budget, 42, base, kt), name)["best_valid"]
+        runs[_label(candidate, True)] = (name, _config(model, budget, 42, base, kt))
+    done = _fit(store_path, dict(runs.values()))
+    scores = {label: done[name]["best_valid"] for label, (name, _) in runs.items()}
     best = max(range(len(candidates)), key=lambda i: scores[_label(candidates[i], True)])
     return candidates[best], scores
 
@@ -221,6 +223,10 @@ def finals(store_path: Path, model: str, budget: Budget, best: dict, seeds: list
     runs: dict[str, list[str]] = {arm: [] for arm in ARMS}
     timings = store_path.with_suffix(".eval.json")
     eval_seconds: list[float] = json.loads(timings.read_text()) if timings.exists() else []
+    if train_missing:  # every arm and seed side by side
+        _fit(store_path, {f"{model}-final-{arm}-s{seed}": _config(
+            model, budget, seed, best["base"], best["kt"] if arm in vectors else None, vectors.get(arm, "llm"))
+            for seed in seeds for arm in ARMS})
     for seed in seeds:
         names = {arm: f"{model}-final-{arm}-s{seed}" for arm in ARMS}
         if not train_missing:
@@ -228,9 +234,6 @@ def finals(store_path: Path, model: str, budget: Budget, best: dict, seeds: list
                 if not all((row := store.run(n)) is not None and row.status == "finished" for n in names.values()):
                     break
         for arm in ARMS:
-            config = _config(model, budget, seed, best["base"], best["kt"] if arm in vectors else None,
-                             vectors.get(arm, "llm"))
-            _fit(store_path, config, names[arm])
             result = evaluate_run(store_path, names[arm], EvalSettings())
             if not result.cached:
                 eval_seconds.append(result.seconds)
@@ -242,18 +245,8 @@ def finals(store_path: Path, model: str, budget: Budget, best: dict, seeds: list
     return runs, {"test evaluation (full ranking, 943 users)": float(np.mean(eval_seconds)) if eval_seconds else None}
 
 
-def model_store(store_path: Path, model: str) -> Path:
-    """The model's own copy of the prepared store, so models can train in parallel processes."""
-    path = store_path.with_name(f"{store_path.stem}-{model}.duckdb")
-    if not path.exists():
-        shutil.copyfile(store_path, path)
-    return path
-
-
-def run_model(job: tuple[str, Budget, list[int], Path, bool]) -> dict:
-    """Search, finals and summary for one model (a worker process)."""
-    model, budget, seeds, store_path, train_missing = job
-    path = model_store(store_path, model)
+def run_model(model: str, budget: Budget, seeds: list[int], path: Path, train_missing: bool) -> dict:
+    """Search, finals and summary for one model (each stage's runs side by side on Ray)."""
     best = search(path, model, budget)
     print(model, "search:", {k: v for k, v in best.items() if "scores" not in k}, flush=True)
     runs, eval_seconds = finals(path, model, budget, best, seeds, train_missing)
@@ -471,7 +464,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="neumf,simplex,multvae", help="comma-separated; slowest first")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--jobs", type=int, default=2, help="models trained at a time (1 thread each)")
     parser.add_argument("--store", type=Path, default=ROOT / "bench" / "bench.duckdb")
     parser.add_argument("--out", type=Path, help="report path [default: docs/results.md for a full run, else none]")
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the seeds whose four "
@@ -490,20 +482,17 @@ def main() -> None:
     stages = prepare(args.store)
     print("stages:", json.dumps({k: round(v, 1) for k, v in stages.items()}), flush=True)
     seeds = list(range(1, args.seeds + 1))
-    jobs = [(m, BUDGETS[m] if args.epochs is None else replace(BUDGETS[m], distill=args.epochs,
-                                                                finetune=args.epochs), seeds, args.store,
-             not args.report_only)
-            for m in models]
     results: dict[str, dict] = {}
-    with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
-        for model, result in zip(models, pool.imap(run_model, jobs)):
-            results[model] = result
-            print_tables({model: result})
-            if full and not args.report_only and len(results) == len(models) and not wall_file.exists():
-                wall_file.write_text(json.dumps(time.perf_counter() - started))  # the first complete run's
-            wall = json.loads(wall_file.read_text()) if wall_file.exists() and len(results) == len(models) else None
-            if out:  # after each model, so an interrupted benchmark keeps what it finished
-                write_report({m: results[m] for m in models if m in results}, stages, seeds, wall, out)
+    for model in models:
+        budget = BUDGETS[model] if args.epochs is None else replace(BUDGETS[model], distill=args.epochs,
+                                                                     finetune=args.epochs)
+        results[model] = result = run_model(model, budget, seeds, args.store, not args.report_only)
+        print_tables({model: result})
+        if full and not args.report_only and len(results) == len(models) and not wall_file.exists():
+            wall_file.write_text(json.dumps(time.perf_counter() - started))  # the first complete run's
+        wall = json.loads(wall_file.read_text()) if wall_file.exists() and len(results) == len(models) else None
+        if out:  # after each model, so an interrupted benchmark keeps what it finished
+            write_report({m: results[m] for m in models if m in results}, stages, seeds, wall, out)
     if out:
         print(f"wrote {out}")
 

@@ -11,8 +11,8 @@ all-MiniLM-L6-v2 (the paper used text-embedding-ada-002, which needs a network),
     validation metric MRR@10), UMAP with library defaults to 64 dims, no rescaling of the vectors, alpha 0.5, the
     reference's layer, test metrics both sampled (uni100, RecBole's definition) and full ranking.
 (b) kt's strict protocol: bench/llmkt.py's arms (baseline tuned on validation, LLM-KT tuned on validation with
-    the same budget, early stopping on validation NDCG@10, full ranking), read from its model stores (trained
-    if missing).
+    the same budget, early stopping on validation NDCG@10, full ranking), read from its store (trained if
+    missing). Runs train side by side on a local Ray, one thread each.
 
 For each: mean ± std over seeds, the change of the mean, a paired t-test over users (each user's metric
 averaged over seeds) and a Welch t-test over the seed means.
@@ -24,7 +24,6 @@ Writes docs/replication.md only for the full run (all models, 5 seeds, N = 70); 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -34,13 +33,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-import llmkt  # noqa: E402  (bench/llmkt.py: the strict protocol, its stores and its statistics)
+import llmkt  # noqa: E402  (bench/llmkt.py: the strict protocol and its statistics)
 from kt_cli.evaluation.compare import paired_test  # noqa: E402
 from kt_cli.evaluation.evaluate import evaluate_run  # noqa: E402
 from kt_cli.evaluation.settings import EvalSettings  # noqa: E402
 from kt_cli.store import Store  # noqa: E402
 from kt_cli.training.config import TrainConfig  # noqa: E402
-from kt_cli.training.trainer import train  # noqa: E402
+from kt_cli.sweep import train_runs  # noqa: E402
 
 PAPER_EPOCHS = 70  # N: N/2 epochs with the hook, N/2 without (the paper: N >= 70)
 PAPER_KNOWLEDGE = llmkt.set_name("llm", "umap", 64)  # UMAP, library defaults, to the layers' width 64
@@ -56,18 +55,15 @@ def paper_config(model: str, seed: int, knowledge: bool, epochs: int) -> TrainCo
                        valid_metric="mrr@10", seed=seed)
 
 
-def paper_runs(job: tuple[str, list[int], Path, int]) -> dict[str, list[str]]:
-    """Train and evaluate (both modes) every seed of both arms of one model in its bench store."""
-    model, seeds, store_path, epochs = job
-    path = llmkt.model_store(store_path, model)
-    runs: dict[str, list[str]] = {"baseline": [], "llm-kt": []}
-    for seed in seeds:
-        for arm in runs:
-            name = f"{model}-paper-{arm}-e{epochs}-s{seed}"
-            train(path, paper_config(model, seed, arm == "llm-kt", epochs), name, threads=1)
+def paper_runs(model: str, seeds: list[int], path: Path, epochs: int) -> dict[str, list[str]]:
+    """Train (side by side on Ray) and evaluate in both modes every seed of both arms of one model."""
+    runs = {arm: [f"{model}-paper-{arm}-e{epochs}-s{seed}" for seed in seeds] for arm in ("baseline", "llm-kt")}
+    train_runs(path, {name: paper_config(model, seed, arm == "llm-kt", epochs)
+                      for arm, names in runs.items() for seed, name in zip(seeds, names)}, threads=1)
+    for names in runs.values():
+        for name in names:
             for settings in SETTINGS.values():
                 evaluate_run(path, name, settings)
-            runs[arm].append(name)
     return runs
 
 
@@ -112,7 +108,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="neumf,simplex,multvae")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--jobs", type=int, default=2, help="models trained at a time (1 thread each)")
     parser.add_argument("--epochs", type=int, default=PAPER_EPOCHS, help="N of the paper's protocol (smoke runs)")
     parser.add_argument("--strict-epochs", type=int, help="override the strict protocol's budgets (smoke runs)")
     parser.add_argument("--store", type=Path, default=ROOT / "bench" / "bench.duckdb")
@@ -122,16 +117,13 @@ def main() -> None:
     full = set(models) == set(llmkt.BUDGETS) and args.seeds == 5 and args.epochs == PAPER_EPOCHS \
         and args.strict_epochs is None
     stages = llmkt.prepare(args.store)
-    paper_jobs = [(m, seeds, args.store, args.epochs) for m in models]
-    strict_jobs = [(m, llmkt.BUDGETS[m] if args.strict_epochs is None else replace(
+    paper = {m: paper_runs(m, seeds, args.store, args.epochs) for m in models}
+    strict = {m: llmkt.run_model(m, llmkt.BUDGETS[m] if args.strict_epochs is None else replace(
         llmkt.BUDGETS[m], distill=args.strict_epochs, finetune=args.strict_epochs), seeds, args.store, True)
-        for m in models]
-    with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(models))) as pool:
-        paper = dict(zip(models, pool.map(paper_runs, paper_jobs)))
-        strict = dict(zip(models, pool.map(llmkt.run_model, strict_jobs)))
+        for m in models}
     lines = []
     for model in models:
-        path = llmkt.model_store(args.store, model)
+        path = args.store
         for mode in MODES:
             lines.append(_row(f"{model}, paper's protocol", mode,
                               contrast(path, paper[model]["baseline"], paper[model]["llm-kt"], SETTINGS[mode])))

@@ -30,7 +30,7 @@ from kt_cli.datasets.splits import SplitSpec, ensure_split  # noqa: E402
 from kt_cli.evaluation.ranking import build_truth, evaluate_users  # noqa: E402
 from kt_cli.knowledge.encoders import MiniLM  # noqa: E402
 from kt_cli.knowledge.texts import embed_history  # noqa: E402
-from kt_cli.profiles.prompts import HistoryRules, shown_items  # noqa: E402
+from kt_cli.profiles.prompts import HistoryRules, histories, shown_items  # noqa: E402
 from kt_cli.store import Store  # noqa: E402
 
 DATASET = "ml-100k"
@@ -82,7 +82,7 @@ def leak_share(store: Store, rows) -> float:
     part = dict(zip(zip(rows["user_id"], rows["item_id"]), rows["part"]))
     items = store.item_fields(DATASET)
     shown = held_out = 0
-    for user, history in store.interactions(DATASET).groupby("user_id"):
+    for user, history in histories(store.interactions(DATASET)).items():
         liked, disliked = shown_items(history, items, HistoryRules(split=None))
         for item, _ in liked + disliked:
             shown += 1

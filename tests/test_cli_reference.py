@@ -57,3 +57,19 @@ def test_reference_is_up_to_date() -> None:
     assert REFERENCE.read_text(encoding="utf-8") == GENERATOR.render(), (
         "docs/cli.md is out of date; run: python docs/gen_cli_reference.py"
     )
+
+
+HEAVY = ("pandas", "numpy", "torch", "duckdb", "pyarrow", "httpx", "recbole", "scipy", "ray")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["profile", "--help"], ["sweep", "--help"]])
+def test_help_starts_without_the_heavy_libraries(argv: list[str]) -> None:
+    """``kt --help`` and a command's help import typer and rich only: the library loads when a command runs."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom kt_cli.cli.app import app\ntry:\n    app(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             f"loaded = sorted(m for m in {HEAVY!r} if m in sys.modules)\nprint('LOADED:' + ','.join(loaded))")
+    result = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "LOADED:", f"kt {' '.join(argv)} imported {result.stdout.splitlines()[-1]}"

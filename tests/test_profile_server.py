@@ -8,51 +8,20 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from kt_cli.profiles.models import packaged_model
 from kt_cli.store import Store
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.server
 KT = [str(Path(sys.executable).parent / "kt")]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    gguf = packaged_model("smollm2-135m").path(Path("unused"))
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("llama.cpp server did not start within 120 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
 
 
 class CountingProxy:
@@ -146,7 +115,7 @@ def test_kill_9_mid_run_loses_nothing_and_the_rerun_asks_only_the_rest(server: s
 
 
 def test_closed_port_is_one_clear_error(tmp_path: Path) -> None:
-    closed = f"http://127.0.0.1:{_free_port()}/v1"
+    closed = f"http://127.0.0.1:{free_port()}/v1"
     result = subprocess.run(_profile_cmd(closed, tmp_path / "kt.duckdb", tmp_path, 2), capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 1

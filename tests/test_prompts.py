@@ -7,17 +7,26 @@ import pytest
 
 from kt_cli.errors import UsageError
 from kt_cli.profiles.prompts import (
-    DOMAINS, HistoryRules, domain_for, estimate_tokens, item_line, item_values, load_template, user_values,
+    DOMAINS, HistoryRules, History, domain_for, estimate_tokens, histories, item_line, item_values, load_template,
+    user_values,
 )
 
 ITEMS = {str(i): {"movie_title": f"Movie {i}", "release_year": str(1950 + i), "class": "Drama Comedy"}
          for i in range(100)}
 
 
-def _history(n: int) -> pd.DataFrame:
-    """Item i rated at time i; ratings cycle 5, 4, 3, 2, 1."""
-    return pd.DataFrame({"item_id": [str(i) for i in range(n)], "rating": [5 - i % 5 for i in range(n)],
-                         "timestamp": list(range(n))})
+def _history(n: int) -> History:
+    """Item i rated at time i; ratings cycle 5, 4, 3, 2, 1 (one user's history, most recent first)."""
+    frame = pd.DataFrame({"user_id": "u", "item_id": [str(i) for i in range(n)], "rating": [5 - i % 5 for i in range(n)],
+                          "timestamp": list(range(n))})
+    return histories(frame)["u"]
+
+
+def test_histories_read_each_user_most_recent_first_ties_by_item_id() -> None:
+    frame = pd.DataFrame({"user_id": ["b", "a", "a", "a", "b"], "item_id": ["9", "2", "10", "1", "3"],
+                          "rating": [1.0, 2.0, 3.0, 4.0, 5.0], "timestamp": [5, 7, 7, 1, 6]})
+    got = {user: (list(ids), list(ratings)) for user, (ids, ratings) in histories(frame).items()}
+    assert got == {"a": (["10", "2", "1"], [3.0, 2.0, 4.0]), "b": (["3", "9"], [5.0, 1.0])}
 
 
 @pytest.mark.parametrize("domain", DOMAINS)

@@ -96,3 +96,20 @@ def test_a_file_that_is_not_a_store_is_refused(tmp_path) -> None:
     with pytest.raises(StoreError, match="not a usable kt store"):
         with Store.open(path):
             pass
+
+
+def test_a_key_twice_in_one_import_is_stored_once_and_a_failed_insert_reports_its_own_error(store_path) -> None:
+    """The shipped item file answers two items whose prompts render alike (a film listed twice) under one key."""
+    row = {"key": "k1", "backend": "openai", "model": "m", "params": "{}", "prompt_hash": "p", "text": "first",
+           "tokens_in": 1, "tokens_out": 1, "seconds": 0.0, "finish_reason": "stop",
+           "created_at": pd.Timestamp("2026-01-01")}
+    frame = pd.DataFrame([row, {**row, "text": "second", "created_at": pd.Timestamp("2026-01-02")},
+                          {**row, "key": "k2"}])
+    with Store.open(store_path) as store:
+        assert store.import_responses(frame) == 2
+        assert store.import_responses(frame) == 0
+        assert store.latest_responses(["k1"])["text"].tolist() == ["first"]
+        with pytest.raises(duckdb.Error) as caught:  # a real failure is reported as itself, not as "aborted"
+            store.import_responses(frame.assign(key=["k3", "k4", "k5"], tokens_in="many"))
+        assert "aborted" not in str(caught.value).lower()
+        assert store.response_counts() == (2, 1)

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 import typer
 
 from kt_cli import __version__
-from kt_cli.cli import compare, data, demo, embed, evaluate, knowledge, profile, recommend, reduce, runs, show, train
+from kt_cli.cli import (compare, data, demo, embed, evaluate, knowledge, profile, recommend, reduce, runs, show, sweep,
+                        train)
 from kt_cli.cli.render import stderr
 from kt_cli.errors import KtError
 
@@ -77,6 +78,7 @@ for name, command in [
     ("knowledge", knowledge.knowledge),
     ("reduce", reduce.reduce),
     ("train", train.train),
+    ("sweep", sweep.sweep),
     ("eval", evaluate.eval_runs),
     ("compare", compare.compare),
     ("recommend", recommend.recommend),

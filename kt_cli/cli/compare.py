@@ -1,17 +1,20 @@
 """``kt compare``: metrics by runs (or groups over seeds), delta % against the first, significance tests."""
 
+from __future__ import annotations
+
 import csv
 import io
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, stdout, table
 from kt_cli.errors import UsageError
-from kt_cli.evaluation.compare import ALPHA, Cell, Comparison, compare_runs
 from kt_cli.evaluation.settings import EvalSettings, parse_ks
-from kt_cli.store import Store
+
+if TYPE_CHECKING:
+    from kt_cli.evaluation.compare import Cell, Comparison
 
 FORMATS = ("table", "markdown", "csv", "json")
 
@@ -56,6 +59,7 @@ def _header(result: Comparison) -> list[str]:
 
 
 def _caption(result: Comparison) -> str:
+    from kt_cli.evaluation.compare import ALPHA
     groups = ""
     if result.grouped:
         sizes = ", ".join(f"{label}: {len(runs)} run{'s' if len(runs) != 1 else ''}"
@@ -103,6 +107,9 @@ def compare(
     json: options.Json = False,
 ) -> None:
     """Compare evaluated runs side by side; '*' marks a difference significant at 0.05 after adjustment."""
+    from kt_cli.evaluation.compare import compare_runs
+    from kt_cli.store import Store
+
     format = "json" if json else format
     if format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not '{format}'.")

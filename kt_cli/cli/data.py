@@ -1,16 +1,18 @@
 """``kt data``: list datasets, register a folder of RecBole atomic files, import raw Amazon dumps."""
 
+from __future__ import annotations
+
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note, table
-from kt_cli.datasets.amazon import import_amazon as run_amazon_import
-from kt_cli.datasets.registry import Filters, list_datasets as library_list, register_dataset
-from kt_cli.store import Store
+
+if TYPE_CHECKING:
+    from kt_cli.datasets.registry import Filters
 
 MinRating = Annotated[Optional[float], typer.Option(help="Drop interactions rated below this.")]
 MinUser = Annotated[int, typer.Option(help="Keep users with at least this many interactions (k-core).")]
@@ -20,6 +22,9 @@ Replace = Annotated[bool, typer.Option(help="Overwrite a different dataset regis
 
 def list_datasets(store: options.Store = options.DEFAULT_STORE, json: options.Json = False) -> None:
     """List built-in and registered datasets."""
+    from kt_cli.datasets.registry import list_datasets as library_list
+    from kt_cli.store import Store
+
     if store.is_file():
         with Store.open(store) as db:
             rows = library_list(db)
@@ -43,6 +48,8 @@ def register(
     json: options.Json = False,
 ) -> None:
     """Register a folder of RecBole atomic files (e.g. RecBole's Amazon_CDs_and_Vinyl or ml-1m)."""
+    from kt_cli.datasets.registry import Filters
+
     _register(store, name, path, Filters(min_rating, min_user_inter, min_item_inter), replace, "atomic", json)
 
 
@@ -60,6 +67,9 @@ def import_amazon(
     json: options.Json = False,
 ) -> None:
     """Convert raw Amazon review dumps (gzip or not) to atomic files and register them."""
+    from kt_cli.datasets.amazon import import_amazon as run_amazon_import
+    from kt_cli.datasets.registry import Filters
+
     report = run_amazon_import(out, name, ratings=ratings, reviews=reviews, meta=meta)
     if not json:
         note(f"Wrote {', '.join(str(f) for f in report.files)}: {report.n_interactions} interactions, "
@@ -72,6 +82,9 @@ def import_amazon(
 def _register(store: Path, name: str, folder: Path, filters: Filters, replace: bool, source: str, json: bool,
               extra: dict[str, Any] | None = None) -> None:
     """Register ``folder`` and report it; ``extra`` wraps the JSON as {**extra, "dataset": row}."""
+    from kt_cli.datasets.registry import register_dataset
+    from kt_cli.store import Store
+
     with Store.open(store) as db:
         row = register_dataset(db, name, folder, filters, replace=replace, source=source)
     if json:

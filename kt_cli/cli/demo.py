@@ -13,6 +13,8 @@ protocol) and uses the shipped profiles written from the training part of that v
 has seen a validation or test item. Users the shipped file does not cover yet train without a target.
 """
 
+from __future__ import annotations
+
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,11 +30,8 @@ from kt_cli.cli import reduce as reduce_cli
 from kt_cli.cli import train as train_cli
 from kt_cli.cli.render import emit_json, note
 from kt_cli.errors import MissingInputError
-from kt_cli.evaluation.compare import compare_runs
 from kt_cli.evaluation.settings import EvalSettings
-from kt_cli.profiles import cache_files
 from kt_cli.profiles.models import DEFAULT_CHAT_MODEL
-from kt_cli.store import Store
 
 DATASET = "ml-100k"
 PROFILE_SET = f"user-{DEFAULT_CHAT_MODEL}"  # the default split's training part (profiles_cache/README.md)
@@ -99,7 +98,10 @@ def demo(
 ) -> None:
     """Run the main job: shipped LLM profiles -> MiniLM -> PCA 64 -> baseline vs LLM-KT for MultVAE, SimpleX
     and NeuMF on ml-100k, then the comparison tables. Offline; a rerun reuses the store."""
-    from kt_cli.evaluation.evaluate import evaluate_run  # torch and RecBole: only when running
+    from kt_cli.evaluation.compare import compare_runs  # pandas, torch and RecBole: only when running
+    from kt_cli.evaluation.evaluate import evaluate_run
+    from kt_cli.profiles import cache_files
+    from kt_cli.store import Store
     from kt_cli.training.config import TrainConfig
     from kt_cli.training.trainer import is_stale
 

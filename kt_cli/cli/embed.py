@@ -1,8 +1,10 @@
 """``kt embed``: bring knowledge vectors into the store as a named set."""
 
+from __future__ import annotations
+
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -10,10 +12,9 @@ from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note, progress_bar
 from kt_cli.errors import UsageError
 from kt_cli.knowledge.encoders import DEFAULT_ENCODER, make_encoder
-from kt_cli.knowledge.sets import import_metadata_vectors, import_vectors, random_like
-from kt_cli.knowledge.texts import embed_history, embed_item_metadata, embed_profiles
-from kt_cli.profiles.prompts import HistoryRules
-from kt_cli.store import Store
+
+if TYPE_CHECKING:
+    from kt_cli.profiles.prompts import HistoryRules
 
 
 def embed(
@@ -54,6 +55,9 @@ def embed(
     json: options.Json = False,
 ) -> None:
     """Store knowledge vectors (one per user or item) as a named set: embedded texts, a file, metadata, random."""
+    from kt_cli.knowledge.sets import import_metadata_vectors, import_vectors, random_like
+    from kt_cli.store import Store
+
     sources = [profiles is not None and not metadata_text, history_text, metadata_text, from_file is not None,
                from_metadata, random_like_set is not None]
     metadata_text = metadata_text or (entity == "item" and not any(sources))  # an item's own text by default
@@ -85,6 +89,9 @@ def embed(
 def _embed_texts(profiles: Optional[str], rules: HistoryRules, metadata: bool, name: Optional[str], encoder: str,
                  base_url: str, dataset: str, threads: int, store: Path, json: bool) -> None:
     """--profiles SET, --history-text (lines chosen by ``rules``) or --metadata-text: texts through the encoder."""
+    from kt_cli.knowledge.texts import embed_history, embed_item_metadata, embed_profiles
+    from kt_cli.store import Store
+
     model = make_encoder(encoder, base_url=base_url, threads=threads,
                          api_key=os.environ.get("KT_API_KEY") or os.environ.get("OPENAI_API_KEY"))
     with Store.open(store) as db, progress_bar("embed", disable=json) as bar:

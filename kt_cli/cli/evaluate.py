@@ -1,5 +1,7 @@
 """``kt eval``: score runs on the held-out split; per-user values are stored for ``compare``."""
 
+from __future__ import annotations
+
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -8,9 +10,7 @@ import typer
 from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note, table
 from kt_cli.errors import MissingInputError, UsageError
-from kt_cli.evaluation.compare import ordered_labels
 from kt_cli.evaluation.settings import EvalSettings, parse_ks
-from kt_cli.store import Store
 
 EXPORTS = (".csv", ".parquet")
 
@@ -32,6 +32,9 @@ def eval_runs(
 ) -> None:
     """Evaluate runs, for all users and the sparse slice: ranking runs by NDCG, Hit, Recall, MRR, Precision at each
     K; CTR runs by AUC (with a bootstrap interval over users), GAUC and LogLoss on their labelled samples."""
+    from kt_cli.evaluation.compare import ordered_labels
+    from kt_cli.store import Store
+
     settings = EvalSettings(ks=parse_ks(k), mode=mode, part=part, sparse_below=sparse_below, seed=seed)
     if per_user is not None:
         if per_user.suffix not in EXPORTS:
@@ -75,6 +78,8 @@ def eval_runs(
 
 def _export(store: Path, eval_ids: list[str], runs: list[str], path: Path) -> None:
     """Every user's values of these evaluations in one long table, for analysis outside kt."""
+    from kt_cli.store import Store
+
     import pandas as pd
 
     with Store.open(store, create=False) as db:

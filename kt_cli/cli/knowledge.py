@@ -1,5 +1,7 @@
 """``kt knowledge``: list knowledge sets (or profile sets) with their provenance."""
 
+from __future__ import annotations
+
 from dataclasses import asdict
 from typing import Annotated, Optional
 
@@ -7,7 +9,6 @@ import typer
 
 from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, table
-from kt_cli.store import Store
 
 
 def knowledge(
@@ -17,6 +18,8 @@ def knowledge(
     json: options.Json = False,
 ) -> None:
     """List knowledge sets (entity, width, size, origin), or with --profiles the LLM profile sets."""
+    from kt_cli.store import Store
+
     with Store.open(store, create=False) as db:
         sets = db.profile_sets(dataset) if profiles else db.knowledge_sets(dataset)
     if json:

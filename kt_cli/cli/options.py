@@ -1,13 +1,16 @@
 """Options shared by several commands, declared once so names and help read the same everywhere."""
 
+from __future__ import annotations
+
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kt_cli.datasets.splits import parse_split
 from kt_cli.errors import UsageError
-from kt_cli.profiles.prompts import HistoryRules
+
+if TYPE_CHECKING:
+    from kt_cli.profiles.prompts import HistoryRules
 
 Store = Annotated[
     Path,
@@ -51,6 +54,8 @@ HISTORIES = ("train", "all")
 
 def history_rules(history: str, split: str, order: str, seed: int, **thresholds: float) -> HistoryRules:
     """``--history`` and the split options as the rules prompts and history texts are built with."""
+    from kt_cli.datasets.splits import parse_split  # pandas: not at start-up (kt --help)
+    from kt_cli.profiles.prompts import HistoryRules
     if history not in HISTORIES:
         raise UsageError(f"--history must be one of {', '.join(HISTORIES)}, not '{history}'.")
     return HistoryRules(**thresholds, split=parse_split(split, order, seed) if history == "train" else None)

@@ -1,5 +1,7 @@
 """``kt reduce``: UMAP or PCA a knowledge set down to the width of the hooked layer."""
 
+from __future__ import annotations
+
 from dataclasses import asdict
 from typing import Annotated, Optional
 
@@ -7,8 +9,6 @@ import typer
 
 from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note
-from kt_cli.knowledge.sets import reduce_set
-from kt_cli.store import Store
 
 
 def reduce(
@@ -22,6 +22,9 @@ def reduce(
     json: options.Json = False,
 ) -> None:
     """Reduce a knowledge set to DIM columns; stores a new set that records its parent."""
+    from kt_cli.knowledge.sets import reduce_set
+    from kt_cli.store import Store
+
     with Store.open(store) as db:
         row, cached = reduce_set(db, dataset, source, method=method, dim=dim, seed=seed, name=name)
     if json:

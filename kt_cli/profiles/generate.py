@@ -24,7 +24,8 @@ from kt_cli.datasets.splits import shown_interactions
 from kt_cli.errors import LLMError, LLMRequestError, MissingInputError, ModelFileError, UsageError
 from kt_cli.profiles import cache_files
 from kt_cli.profiles.llm import DEFAULT_MAX_TOKENS, ChatBackend, Completion, Sampling
-from kt_cli.profiles.prompts import HistoryRules, Messages, Template, item_values, prompt_hash, user_values
+from kt_cli.profiles.prompts import (HistoryRules, Messages, Template, histories, item_values, prompt_hash,
+                                     user_values)
 from kt_cli.store import ProfileSetRow, Store, _now
 
 
@@ -105,17 +106,20 @@ def build_requests(store: Store, job: ProfileJob) -> list[ProfileRequest]:
         inter = shown_interactions(store, job.dataset, job.rules.split)
     else:  # a factual item prompt: every item, whatever its ratings or split
         inter = everything.iloc[:0]
-    column = "user_id" if job.entity == "user" else "item_id"
-    groups = dict(tuple(inter.groupby(column, sort=False)))
+    if job.entity == "user":
+        groups: dict = histories(inter)
+    else:
+        groups = dict(tuple(inter.groupby("item_id", sort=False)))
     known = groups.keys() if job.entity == "user" else set(items) | store.entity_ids(job.dataset, "item")
     ids = sorted(known, key=lambda i: (len(i), i))  # numeric-looking ids in numeric order
     if job.limit is not None:
         ids = ids[: job.limit]
     no_ratings = inter["rating"].iloc[:0]
+    lines: dict[str, str] = {}
     requests = []
     for entity_id in ids:
         if job.entity == "user":
-            values = user_values(groups[entity_id], items, job.rules, max_rating, job.dataset)
+            values = user_values(groups[entity_id], items, job.rules, max_rating, job.dataset, lines)
         else:
             ratings = groups[entity_id]["rating"] if entity_id in groups else no_ratings
             values = item_values(items.get(entity_id, {}), ratings, max_rating, job.dataset)
@@ -123,6 +127,20 @@ def build_requests(store: Store, job: ProfileJob) -> list[ProfileRequest]:
         requests.append(ProfileRequest(entity_id, messages, prompt_hash(messages),
                                        request_key(job.model_id, job.sampling, messages)))
     return requests
+
+
+def cached_answers(store: Store, job: ProfileJob, requests: list[ProfileRequest],
+                   cache_dir: Path | None) -> tuple[dict[str, int], int]:
+    """{key: newest stored version} of the requests already answered, after loading the matching answers of
+    the profile files in ``cache_dir``; and how many came from those files. ``job.fresh`` answers none."""
+    if job.fresh:
+        return {}, 0
+    keys = [r.key for r in requests]
+    from_files = 0
+    if cache_dir is not None:
+        from_files = cache_files.load_matching(store, cache_dir, job.dataset, job.entity, set(keys))
+    stored = store.latest_responses(keys)
+    return dict(zip(stored["key"], stored["version"])), from_files
 
 
 Progress = Callable[[int, int], None]  # (answers done so far, total)
@@ -169,14 +187,7 @@ def generate_profiles(store: Store, job: ProfileJob, open_backend: Callable[[], 
     requests = build_requests(store, job)
     report = ProfileReport(set=None)  # type: ignore[arg-type]  # filled in at the end
     report.requested = len(requests)
-    keys = [r.key for r in requests]
-    if not job.fresh and cache_dir is not None:
-        report.from_files = cache_files.load_matching(store, cache_dir, job.dataset, job.entity, set(keys))
-    started = _now()
-    stored = store.latest_responses(keys)
-    if job.fresh:
-        stored = stored[stored["created_at"] >= started]
-    answered = dict(zip(stored["key"], stored["version"]))
+    answered, report.from_files = cached_answers(store, job, requests, cache_dir)
     report.from_store = len(answered) - report.from_files
     pending = [r for r in requests if r.key not in answered]
     done = len(requests) - len(pending)

@@ -121,12 +121,24 @@ class StoreCore:
         finally:
             self._in_transaction = False
 
-    def _insert_frame(self, table: str, frame: pd.DataFrame | pa.Table) -> None:
-        self._con.register("_kt_frame", frame)
+    @contextmanager
+    def _registered(self, name: str, frame: pd.DataFrame | pa.Table) -> Iterator[None]:
+        """``frame`` visible to SQL as ``name`` inside the block. When a statement failed inside a transaction,
+        DuckDB refuses even the unregistering until the rollback: the statement's own error is the one raised."""
+        self._con.register(name, frame)
         try:
+            yield
+        except BaseException:
+            try:
+                self._con.unregister(name)
+            except duckdb.Error:
+                pass  # the transaction is aborted; the view goes with the connection
+            raise
+        self._con.unregister(name)
+
+    def _insert_frame(self, table: str, frame: pd.DataFrame | pa.Table) -> None:
+        with self._registered("_kt_frame", frame):
             self._con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _kt_frame")
-        finally:
-            self._con.unregister("_kt_frame")
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
         """First row or None. DuckDB 2 refuses new work on a connection with an undrained result."""

@@ -75,14 +75,11 @@ class KnowledgeTables(StoreCore):
     def text_embeddings(self, encoder: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Cached vectors of ``encoder`` for the texts with these hashes (those that have one)."""
         wanted = pa.table({"text_hash": pa.array(list(hashes), pa.string())})
-        self._con.register("_kt_keys", wanted)
-        try:
+        with self._registered("_kt_keys", wanted):
             table = self._con.sql(
                 "SELECT t.text_hash, t.vector FROM text_embeddings t JOIN _kt_keys USING (text_hash) "
                 "WHERE t.encoder = $1", params=[encoder]
             ).to_arrow_table()
-        finally:
-            self._con.unregister("_kt_keys")
         vectors = table.column("vector").to_pylist()
         return {h: np.asarray(v, dtype=np.float32) for h, v in zip(table.column("text_hash").to_pylist(), vectors)}
 
@@ -94,9 +91,6 @@ class KnowledgeTables(StoreCore):
             "text_hash": pa.array(list(hashes), pa.string()),
             "vector": pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]).cast(pa.list_(pa.float32())),
         })
-        self._con.register("_kt_frame", table)
-        try:
+        with self._registered("_kt_frame", table):
             self._con.execute("INSERT OR IGNORE INTO text_embeddings SELECT * FROM _kt_frame")
-        finally:
-            self._con.unregister("_kt_frame")
 

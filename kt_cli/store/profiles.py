@@ -18,14 +18,11 @@ class ProfileTables(StoreCore):
     def latest_responses(self, keys: Sequence[str]) -> pd.DataFrame:
         """The newest stored version of each of ``keys`` that has one (all response columns)."""
         wanted = pa.table({"key": pa.array(list(keys), pa.string())})
-        self._con.register("_kt_keys", wanted)
-        try:
+        with self._registered("_kt_keys", wanted):
             return self._con.execute(
                 "SELECT r.* FROM llm_responses r JOIN _kt_keys USING (key) "
                 "QUALIFY version = MAX(version) OVER (PARTITION BY key)"
             ).df()
-        finally:
-            self._con.unregister("_kt_keys")
 
     def add_response(self, response: dict[str, Any]) -> int:
         """Store one answer as the next version of its key (never overwrites); returns the version."""
@@ -44,18 +41,19 @@ class ProfileTables(StoreCore):
         return int(row[0]), int(row[1])
 
     def import_responses(self, frame: pd.DataFrame) -> int:
-        """Add responses whose key is not stored yet (as version 1); returns how many were new."""
-        with self.transaction():
-            self._con.register("_kt_frame", frame)
-            try:
-                before = self._one("SELECT COUNT(*) FROM llm_responses")[0]
-                self._con.execute(
-                    "INSERT INTO llm_responses BY NAME SELECT f.* EXCLUDE (version), 1 AS version "
-                    "FROM _kt_frame f WHERE f.key NOT IN (SELECT key FROM llm_responses)"
-                )
-                return self._one("SELECT COUNT(*) FROM llm_responses")[0] - before
-            finally:
-                self._con.unregister("_kt_frame")
+        """Add responses whose key is not stored yet (as version 1); returns how many were new.
+
+        A key the frame holds twice (two items whose prompts render the same, e.g. a film listed twice under
+        one title) is stored once, its first row."""
+        frame = frame.drop(columns="version", errors="ignore")
+        with self.transaction(), self._registered("_kt_frame", frame):
+            before = self._one("SELECT COUNT(*) FROM llm_responses")[0]
+            self._con.execute(
+                "INSERT INTO llm_responses BY NAME SELECT * EXCLUDE (_row), 1 AS version FROM ("
+                "SELECT f.*, row_number() OVER (PARTITION BY f.key ORDER BY f.created_at, f.text) AS _row FROM _kt_frame f) "
+                "WHERE _row = 1 AND key NOT IN (SELECT key FROM llm_responses)"
+            )
+            return self._one("SELECT COUNT(*) FROM llm_responses")[0] - before
 
     def save_profile_set(self, row: ProfileSetRow, entries: pd.DataFrame) -> None:
         """Replace the named set; ``entries`` has entity_id, response_key, response_version."""

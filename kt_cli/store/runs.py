@@ -101,6 +101,13 @@ class RunTables(StoreCore):
             if len(frame):
                 self._insert_frame("epochs", frame)
 
+    def import_run(self, row: RunRow, records: Sequence[dict[str, Any]]) -> None:
+        """Store a run trained elsewhere (a sweep task's private copy of the store) with its epoch log, both or
+        neither; it replaces an unfinished run of the same name."""
+        with self.transaction():
+            self.start_run(row)
+            self.replace_epochs(row.name, records)
+
     def epochs(self, run: str) -> pd.DataFrame:
         return self._con.execute(
             "SELECT phase, epoch, model_loss, recon_loss, valid_metric, aligned_rows, masked_rows, "

@@ -36,7 +36,7 @@ CTR_RESERVED_KEYS = frozenset({"LABEL_FIELD", "threshold", "train_neg_sample_arg
 # Fields added after runs were first stored: left out of the stored dict (and so of the hash) while unset, so
 # every run stored before them keeps its configuration hash.
 OPTIONAL_FIELDS = ("method", "user_knowledge", "item_knowledge", "method_options", "label_threshold", "teacher",
-                   "teacher_file", "partner")
+                   "teacher_file", "partner", "eval_every")
 KNOWLEDGE_ENTITY = {"knowledge": None, "user_knowledge": "user", "item_knowledge": "item"}
 DEFAULT_THRESHOLD = 4.0  # RecBole's ml-100k CTR label: rating >= 4
 
@@ -71,6 +71,7 @@ class TrainConfig:
     teacher: str | None = None  # kd: a finished ranking run on the same split
     teacher_file: str | None = None  # kd: a JSONL file of top-n items and scores per user (absolute path)
     partner: str | None = None  # llmd4rec: a finished ranking run on the same split, trained along
+    eval_every: int | None = None  # validate every N epochs (and at each phase's last); None: every epoch
 
     def __post_init__(self) -> None:
         # Canonical registry key, so --model NeuMF and --model neumf are the same run.
@@ -91,6 +92,10 @@ class TrainConfig:
             raise UsageError("--distill-epochs and --finetune-epochs must be >= 0 and not both 0.")
         if self.patience < 1:
             raise UsageError(f"--patience must be at least 1, got {self.patience}.")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise UsageError(f"--eval-every must be at least 1, got {self.eval_every}.")
+        if self.eval_every == 1:  # every epoch: the same run as before the option existed
+            object.__setattr__(self, "eval_every", None)
         if self.inject_layer is not None and self.inject_layer.partition(":")[2] not in ("", "input", "output"):
             raise UsageError(
                 f"--inject-layer '{self.inject_layer}': the part after ':' must be 'input' or 'output', "
@@ -216,6 +221,20 @@ def check_run_name(name: str) -> str:
         raise UsageError(f"Run name {name!r} cannot be used: a name must be non-empty, without spaces, slashes or "
                          "the glob characters * ? [ ] (kt compare reads those as patterns over run names).")
     return name
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``1-5`` -> [1, 2, 3, 4, 5]; ``1,3,7`` -> [1, 3, 7]; anything else is a usage error."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            first, dash, last = part.strip().partition("-")
+            seeds += list(range(int(first), int(last) + 1)) if dash else [int(first)]
+    except ValueError as e:
+        raise UsageError(f"--seeds takes a range like 1-5 or a list like 1,3,7, not '{text}'.") from e
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds needs distinct seeds, like 1-5 or 1,3,7, not '{text}'.")
+    return seeds
 
 
 def default_run_name(config: TrainConfig) -> str:

@@ -30,8 +30,8 @@ def sparkline(values: list[float], width: int = 60) -> str:
         values = [values[int(i * step)] for i in range(width)]
     low, high = min(finite), max(finite)
     span = (high - low) or 1.0
-    return "".join(BARS[min(len(BARS) - 1, int((v - low) / span * len(BARS)))] if v is not None else " "
-                   for v in values)
+    return "".join(BARS[min(len(BARS) - 1, int((v - low) / span * len(BARS)))]
+                   if v is not None and math.isfinite(v) else " " for v in values)
 
 
 def _panels(epochs: pd.DataFrame, metric: str) -> list[tuple[str, list[float]]]:

@@ -13,8 +13,12 @@ again after loading a model class.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import json
 import logging
 import os
+import pickle
 import sys
 import warnings
 from collections.abc import Iterator
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from kt_cli import compat
 from kt_cli.datasets.splits import PARTS, RECBOLE_DATASET
@@ -34,9 +39,14 @@ compat.apply()
 
 import torch  # noqa: E402  (after compat: numpy aliases must exist before RecBole and ray load)
 from recbole.config import Config  # noqa: E402
-from recbole.data import create_dataset, data_preparation  # noqa: E402
+from recbole.data import data_preparation  # noqa: E402
 from recbole.data.interaction import Interaction  # noqa: E402
-from recbole.utils import init_seed  # noqa: E402
+from recbole.utils import ModelType, init_seed  # noqa: E402
+from recbole.utils.argument_list import dataset_arguments  # noqa: E402
+
+# What shapes RecBole's dataset object (its own list, plus what its CTR feature handling reads): two runs that agree
+# on these share one cached dataset, whatever their model settings and seeds.
+DATASET_KEYS = (*dataset_arguments, "numerical_features", "discretization", "data_path", "dataset")
 
 
 @contextmanager
@@ -88,9 +98,8 @@ class RecBoleParts:
 
     def internal_ids(self, entity: str, external: list[str]) -> np.ndarray:
         """RecBole's internal ids for external ids; -1 where the id is unknown to this dataset."""
-        field = self.user_field if entity == "user" else self.item_field
-        mapping = self.dataset.field2token_id[field]
-        return np.array([mapping.get(e, -1) for e in external], dtype=np.int64)
+        tokens = pd.Index(self.external_ids(entity))  # position = internal id; one hashed lookup for all rows
+        return tokens.get_indexer(pd.Index(external, dtype=object)).astype(np.int64)
 
     def external_ids(self, entity: str) -> np.ndarray:
         """External id of every internal id (index 0 is RecBole's padding token)."""
@@ -136,7 +145,7 @@ def build(spec: ModelSpec, config_dict: dict[str, Any], seed: int) -> RecBolePar
             torch.autograd.set_detect_anomaly(False)  # RecBole's sine.py turns it on for the process at import
             config = Config(model=model_class, dataset=RECBOLE_DATASET, config_dict=config_dict)
             init_seed(seed, True)
-            dataset = create_dataset(config)
+            dataset = cached_dataset(config)
             train_data, valid_data, test_data = data_preparation(config, dataset)
             init_seed(seed, True)
             model = model_class(config, train_data.dataset).to(config["device"])
@@ -148,6 +157,44 @@ def build(spec: ModelSpec, config_dict: dict[str, Any], seed: int) -> RecBolePar
             "Check the --set/--config overrides against RecBole's documentation for this model."
         ) from e
     return RecBoleParts(config, dataset, train_data, model, (valid_data, test_data))
+
+
+def _dataset_class(config: Any) -> type:
+    """The dataset class RecBole's ``create_dataset`` would choose for this config."""
+    module = importlib.import_module("recbole.data.dataset")
+    own = config["model"] + "Dataset"
+    if hasattr(module, own):
+        return getattr(module, own)
+    by_type = {ModelType.SEQUENTIAL: "SequentialDataset", ModelType.KNOWLEDGE: "KnowledgeBasedDataset"}
+    return getattr(module, by_type.get(config["MODEL_TYPE"], "Dataset"))
+
+
+def cached_dataset(config: Any) -> Any:
+    """RecBole's dataset for ``config``, built once per split export and dataset settings, then read back.
+
+    RecBole reads atomic files slowly (about 7 s at a million interactions), and every ``kt train`` and ``kt eval``
+    of a split builds the same object. The cache file lives beside the split's files (``data_path``), so it goes
+    with the split; its name hashes the dataset class and DATASET_KEYS. Building uses no random numbers, so a
+    dataset read back is the one the seed would have built; it takes this run's config for what comes after
+    (dataloaders, evaluation arguments). A file that cannot be read is rebuilt.
+    """
+    cls = _dataset_class(config)
+    key = json.dumps({"class": cls.__name__, **{k: config[k] for k in DATASET_KEYS}}, sort_keys=True, default=str)
+    path = Path(config["data_path"]) / f"recbole-{cls.__name__}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pth"
+    if path.is_file():
+        try:
+            with open(path, "rb") as handle:
+                dataset = pickle.load(handle)
+            dataset.config = config
+            return dataset
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+            pass  # damaged or from another RecBole: rebuild it
+    dataset = cls(config)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    with open(partial, "wb") as handle:
+        pickle.dump(dataset, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    partial.replace(path)  # atomic: a concurrent run reads a whole file or none
+    return dataset
 
 
 def interaction(fields: dict[str, torch.Tensor]) -> Interaction:

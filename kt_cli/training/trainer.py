@@ -13,6 +13,7 @@ run that is interrupted or killed resumes from its last checkpoint when the same
 from __future__ import annotations
 
 import copy
+import math
 import hashlib
 import os
 import time
@@ -42,7 +43,7 @@ class EpochRecord:
     epoch: int
     model_loss: float
     recon_loss: float | None
-    valid_metric: float
+    valid_metric: float  # NaN on epochs without validation (--eval-every)
     aligned_rows: int
     masked_rows: int
     seconds: float
@@ -234,6 +235,7 @@ def _fit(
     model = session.model
 
     phases = [(method.first_phase, config.distill_epochs), ("finetune", config.finetune_epochs)]
+    every = config.eval_every or 1
     checkpoint = _Checkpoint(folder / "checkpoint.pt", digest)
     state = checkpoint.load()
     resumed = state is not None
@@ -268,13 +270,14 @@ def _fit(
             tick = time.perf_counter()
             totals = train_epoch(session, optimizer)
             seconds = time.perf_counter() - tick
-            score = validate()
-            improved = sign * score > sign * best["score"]
+            validated = (epoch + 1) % every == 0 or epoch == max_epochs - 1
+            score = validate() if validated else math.nan
+            improved = validated and sign * score > sign * best["score"]
             if improved:
                 best = {"score": score, "epoch": epoch, "model": copy.deepcopy(model.state_dict()),
                         "method": copy.deepcopy(method.state_dict())}
                 bad = 0
-            else:
+            elif validated:  # patience counts validations
                 bad += 1
             record = EpochRecord(
                 phase, epoch, totals["model"] / max(totals["batches"], 1),

@@ -1,0 +1,342 @@
+"""Scale: kt's stages on synthetic MovieLens-like data at 100k, 1M and 10M interactions; writes docs/scale.md.
+
+The generator (``synthetic``) mimics MovieLens-1M's shape at any size: one user per 165 interactions and 0.61
+items per user (ML-1M: 6,040 users, 3,706 items, 1.0M ratings); each user's activity log-normal with at least
+20 interactions (ML's 20-core), scaled to the total; item popularity Zipf-like (weight 1 / rank^0.9, ranks
+shuffled over ids); and low-rank taste structure: 16 taste groups, user u in group g(u), item i with an 8-d
+factor v_i, group k with a factor c_k, so user u draws items with probability proportional to
+pop_i * exp(c_g(u) . v_i) (a rank-8 preference, 16 distinct distributions), without repeats; ratings 1-5 from
+the same affinity, timestamps increasing per user. Items get a title, a year and genres, so profile prompts
+render.
+
+Each stage runs in its own process; its wall time and peak memory (the process's max RSS) are reported, with
+RecBole doing the same work beside it where it can: a training epoch (RecBole's ``Trainer._train_epoch`` on a
+model built from the same config and seed), full-ranking evaluation of the same weights with 256 users a batch
+(RecBole's ``Trainer.evaluate``), and NeuMF's evaluation (no ``full_sort_predict``: the memory that grows with the
+catalogue). The batch-file stage writes and imports 100,000 profile requests (a dataset of 100,000 users; the
+results file is made here, one answer a line, as a batch service would return it).
+
+Usage:
+  python bench/scale.py                        # 100k and 1M with RecBole beside kt, 10M for kt's BPR and MultVAE
+  python bench/scale.py --sizes 100k --quick   # a smoke run; no docs
+Time it with nothing else running (each stage is one process; the work folder is bench/scale-data/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SIZES = {"100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
+MODELS = ("bpr", "multvae")
+BATCH_USERS = 100_000
+GENRES = ("Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Thriller", "Animation", "Documentary")
+
+
+def synthetic(folder: Path, name: str, n: int, seed: int = 0, users: int | None = None) -> Path:
+    """Write ``name.inter`` and ``name.item`` (RecBole atomic files) of about ``n`` interactions; see the docstring."""
+    rng = np.random.default_rng(seed)
+    n_users = users or max(20, n // 165)
+    n_items = max(50, int(0.61 * (n // 165 if users else n_users)))
+    activity = np.maximum(20, rng.lognormal(0.0, 1.0, n_users))
+    activity = np.maximum(20, np.round(activity / activity.sum() * n)).astype(np.int64)
+    activity = np.minimum(activity, n_items // 2)
+    pop = 1.0 / np.arange(1, n_items + 1) ** 0.9
+    pop = pop[rng.permutation(n_items)]
+    factors, groups = rng.normal(size=(n_items, 8)), rng.normal(size=(16, 8)) * 0.7
+    group_of = rng.integers(0, 16, n_users)
+    rows_u, rows_i, rows_r = [], [], []
+    for g in range(16):
+        affinity = factors @ groups[g]
+        weights = pop * np.exp(affinity)
+        weights /= weights.sum()
+        members = np.flatnonzero(group_of == g)
+        for user in members:  # Gumbel top-k: the user's items without repeats, in proportion to the weights
+            keys = np.log(weights) - np.log(-np.log(rng.random(n_items)))
+            items = np.argpartition(-keys, activity[user])[: activity[user]]
+            rows_u.append(np.full(len(items), user))
+            rows_i.append(items)
+            rows_r.append(np.clip(np.round(3 + affinity[items] + rng.normal(0, 0.7, len(items))), 1, 5))
+    users_col, items_col, ratings = map(np.concatenate, (rows_u, rows_i, rows_r))
+    times = np.concatenate([np.sort(rng.integers(880_000_000, 980_000_000, len(r))) for r in rows_u])
+    out = folder / name
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / f"{name}.inter", "w") as f:
+        f.write("user_id:token\titem_id:token\trating:float\ttimestamp:float\n")
+        np.savetxt(f, np.column_stack([users_col + 1, items_col + 1, ratings, times]), fmt="%d\t%d\t%d\t%d")
+    with open(out / f"{name}.item", "w") as f:
+        f.write("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n")
+        for i in range(n_items):
+            picks = rng.choice(len(GENRES), 2, replace=False)
+            f.write(f"{i + 1}\tFilm {i + 1}\t{1950 + i % 70}\t{GENRES[picks[0]]} {GENRES[picks[1]]}\n")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- stages (children)
+def _store(work: Path, size: str) -> Path:
+    return work / f"scale-{size}.duckdb"
+
+
+def stage_register(work: Path, size: str) -> dict[str, Any]:
+    from kt_cli.datasets.registry import register_dataset
+    from kt_cli.store import Store
+
+    folder = synthetic(work / "data", f"syn{size}", SIZES[size])
+    start = time.perf_counter()
+    with Store.open(_store(work, size)) as store:
+        row = register_dataset(store, f"syn{size}", folder)
+    return {"seconds": time.perf_counter() - start, "interactions": row.n_interactions, "users": row.n_users,
+            "items": row.n_items}
+
+
+def stage_split(work: Path, size: str) -> dict[str, Any]:
+    from kt_cli.datasets.splits import ensure_split, parse_split
+    from kt_cli.store import Store
+
+    start = time.perf_counter()
+    with Store.open(_store(work, size)) as store:
+        ensure_split(store, f"syn{size}", parse_split("0.7,0.1,0.2"))
+    return {"seconds": time.perf_counter() - start}
+
+
+def stage_export(work: Path, size: str) -> dict[str, Any]:
+    from kt_cli.datasets.splits import ensure_split, export_for_recbole, parse_split
+    from kt_cli.store import Store
+
+    start = time.perf_counter()
+    with Store.open(_store(work, size)) as store:
+        export_for_recbole(store, ensure_split(store, f"syn{size}", parse_split("0.7,0.1,0.2")))
+    return {"seconds": time.perf_counter() - start}
+
+
+def _session(work: Path, size: str, model: str, seed: int = 1, eval_users: int = 256):
+    """A run's working set as kt train builds it; RecBole's full-sort dataloaders batch ``eval_users`` users."""
+    from kt_cli.store import Store
+    from kt_cli.training.config import TrainConfig
+    from kt_cli.training.session import Session, read_inputs
+
+    start = time.perf_counter()
+    with Store.open(_store(work, size)) as store:
+        items = store.dataset(f"syn{size}").n_items + 1  # RecBole counts its padding item
+        config = TrainConfig(f"syn{size}", model, seed=seed, recbole={"eval_batch_size": eval_users * items})
+        inputs = read_inputs(store, config)
+    session = Session(config, inputs, work / f"run-{size}-{model}-{seed}")
+    session.attach_knowledge()
+    return session, time.perf_counter() - start
+
+
+def stage_session(work: Path, size: str) -> dict[str, Any]:
+    """Building a run's session twice: the first builds RecBole's dataset and caches it, the second reads it."""
+    _, first = _session(work, size, "multvae")
+    _, second = _session(work, size, "multvae", seed=2)
+    return {"seconds": second, "first_seconds": first}
+
+
+def stage_epoch(work: Path, size: str, model: str, epochs: int, recbole: bool) -> dict[str, Any]:
+    """Training epochs of kt's loop and, if ``recbole``, RecBole's trainer on a twin session, alternating."""
+    import torch
+    from kt_cli.training.trainer import build_optimizer, train_epoch
+
+    torch.set_num_threads(1)
+    kt_side, _ = _session(work, size, model)
+    sides = {"kt": (lambda o=build_optimizer(kt_side.trainable(), kt_side.parts.config): train_epoch(kt_side, o))}
+    if recbole:
+        from recbole.trainer import Trainer
+
+        twin, _ = _session(work, size, model)
+        trainer = Trainer(twin.parts.config, twin.model)
+        sides["recbole"] = lambda: trainer._train_epoch(twin.parts.train_data, 0, show_progress=False)
+    seconds: dict[str, list[float]] = {side: [] for side in sides}
+    for round_ in range(epochs + 1):
+        for side in (list(sides) if round_ % 2 == 0 else list(sides)[::-1]):
+            start = time.perf_counter()
+            sides[side]()
+            if round_:
+                seconds[side].append(time.perf_counter() - start)
+    out = {f"{side}_seconds": float(np.median(s)) for side, s in seconds.items()}
+    out["seconds"] = out["kt_seconds"]
+    return out
+
+
+def stage_eval(work: Path, size: str, model: str, side: str) -> dict[str, Any]:
+    """Full-ranking test evaluation of one freshly seeded model by kt or by RecBole (256 users a batch)."""
+    import torch
+
+    torch.set_num_threads(1)
+    session, _ = _session(work, size, model)
+    if side == "kt":
+        start = time.perf_counter()
+        session.evaluate(session.truth(2), [10, 20])
+        return {"seconds": time.perf_counter() - start}
+    from recbole.trainer import Trainer
+
+    start = time.perf_counter()
+    Trainer(session.parts.config, session.model).evaluate(session.parts.eval_data[1], load_best_model=False,
+                                                           show_progress=False)
+    return {"seconds": time.perf_counter() - start}
+
+
+def stage_compare(work: Path, size: str) -> dict[str, Any]:
+    """Two short MultVAE runs evaluated, then kt compare over them (the part timed)."""
+    from kt_cli.evaluation.compare import compare_runs
+    from kt_cli.evaluation.evaluate import evaluate_run
+    from kt_cli.store import Store
+    from kt_cli.training.config import TrainConfig
+    from kt_cli.training.trainer import train
+
+    store = _store(work, size)
+    for seed in (1, 2):
+        train(store, TrainConfig(f"syn{size}", "multvae", seed=seed, distill_epochs=1, finetune_epochs=0),
+              f"cmp-s{seed}")
+        evaluate_run(store, f"cmp-s{seed}")
+    start = time.perf_counter()
+    with Store.open(store) as db:
+        compare_runs(db, ["cmp-s1", "cmp-s2"])
+    return {"seconds": time.perf_counter() - start}
+
+
+def stage_batch(work: Path, size: str, users: int = BATCH_USERS) -> dict[str, Any]:
+    """Write a profile request per user (100,000), make a results file of them, import it."""
+    from kt_cli.datasets.registry import register_dataset
+    from kt_cli.profiles.batch import import_batch_file, write_batch_file
+    from kt_cli.profiles.generate import ProfileJob
+    from kt_cli.profiles.prompts import load_template
+    from kt_cli.store import Store
+
+    folder = synthetic(work / "data", "synbatch", users * 20, users=users)
+    store_path = work / f"scale-batch-{users}.duckdb"
+    job = ProfileJob("synbatch", "user", load_template("user", domain="movies"), "qwen2.5-coder-1.5b", "openai")
+    requests, results = work / "requests.jsonl", work / "results.jsonl"
+    with Store.open(store_path) as store:
+        register_dataset(store, "synbatch", folder)
+        start = time.perf_counter()
+        written = write_batch_file(store, job, requests)
+        write_seconds = time.perf_counter() - start
+        with open(requests) as src, open(results, "w") as out:
+            for n, line in enumerate(src):
+                key = json.loads(line)["custom_id"]
+                out.write(json.dumps({"id": f"batch_req_{n}", "custom_id": key, "error": None, "response": {
+                    "status_code": 200, "request_id": f"req_{n}", "body": {"choices": [{"message": {
+                        "role": "assistant", "content": f"A viewer who likes films of kind {n % 97}."},
+                        "finish_reason": "stop"}], "usage": {"prompt_tokens": 300, "completion_tokens": 40}}}}) + "\n")
+        start = time.perf_counter()
+        report = import_batch_file(store, job, results)
+        import_seconds = time.perf_counter() - start
+    return {"seconds": write_seconds + import_seconds, "write_seconds": write_seconds,
+            "import_seconds": import_seconds, "requests": written.written, "stored": report.stored}
+
+
+STAGES = {"register": stage_register, "split": stage_split, "export": stage_export, "session": stage_session,
+          "epoch": stage_epoch, "eval": stage_eval, "compare": stage_compare, "batch": stage_batch}
+
+
+# ---------------------------------------------------------------------------------------------- driver
+def run_stage(work: Path, stage: str, size: str, **kwargs: Any) -> dict[str, Any]:
+    """One stage in a fresh process: its result, wall seconds of the process and peak RSS in MB."""
+    args = [sys.executable, __file__, "--child", stage, "--work", str(work), "--sizes", size,
+            "--kwargs", json.dumps(kwargs)]
+    start = time.perf_counter()
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    out = child.stdout.read() if child.stdout else ""
+    _, status, usage = os.wait4(child.pid, 0)
+    if status != 0:
+        raise SystemExit(f"stage {stage} {size} {kwargs} failed (status {status})")
+    result = json.loads(out.strip().splitlines()[-1])
+    result.update(process_seconds=time.perf_counter() - start, peak_mb=usage.ru_maxrss / 1024)
+    print(stage, size, kwargs, json.dumps({k: round(v, 2) if isinstance(v, float) else v
+                                          for k, v in result.items()}), flush=True)
+    return result
+
+
+def measure(work: Path, size: str, quick: bool) -> dict[str, Any]:
+    big = size == "10M"
+    epochs = 1 if quick else 3
+    figures: dict[str, Any] = {"register": run_stage(work, "register", size), "split": run_stage(work, "split", size),
+                               "export": run_stage(work, "export", size), "session": run_stage(work, "session", size)}
+    for model in MODELS:
+        figures[f"epoch {model}"] = run_stage(work, "epoch", size, model=model, epochs=epochs, recbole=not big)
+        figures[f"eval {model} kt"] = run_stage(work, "eval", size, model=model, side="kt")
+        if not big:
+            figures[f"eval {model} recbole"] = run_stage(work, "eval", size, model=model, side="recbole")
+    if not big:
+        figures["eval neumf kt"] = run_stage(work, "eval", size, model="neumf", side="kt")
+        figures["eval neumf recbole"] = run_stage(work, "eval", size, model="neumf", side="recbole")
+        figures["compare"] = run_stage(work, "compare", size)
+    return figures
+
+
+def report(results: dict[str, dict[str, Any]], batch: dict[str, Any] | None, wall: float) -> list[str]:
+    lines = ["# Scale: kt's stages on synthetic data at 100k, 1M and 10M interactions", "",
+             f"Generated by `python bench/scale.py` ({wall / 60:.0f} min wall, 2 cores, one thread a stage, nothing "
+             "else running); do not edit by hand. Each stage is its own process: seconds of the stage's own work, "
+             "and the process's peak memory.", "", "Data: " + __doc__.split("\n\n")[1].replace("\n", " "), ""]
+    for size, figures in results.items():
+        reg = figures["register"]
+        lines += [f"## {size}: {reg['interactions']:,} interactions, {reg['users']:,} users, {reg['items']:,} items",
+                  "", "| stage | kt seconds | RecBole seconds | kt / RecBole | kt peak MB | RecBole peak MB |",
+                  "|---|---|---|---|---|---|"]
+        for stage in ("register", "split", "export", "session"):
+            f = figures[stage]
+            extra = f" (first: {f['first_seconds']:.2f}, builds RecBole's dataset)" if "first_seconds" in f else ""
+            lines.append(f"| {stage}{extra} | {f['seconds']:.2f} | - | - | {f['peak_mb']:.0f} | - |")
+        for model in MODELS:
+            f = figures[f"epoch {model}"]
+            rb = f.get("recbole_seconds")
+            lines.append(f"| {model} training epoch | {f['kt_seconds']:.2f} | " + (
+                f"{rb:.2f} | {f['kt_seconds'] / rb:.2f} |" if rb else "- | - |") + f" {f['peak_mb']:.0f} | - |")
+        for model in MODELS + ("neumf",):
+            kt_side, rb_side = figures.get(f"eval {model} kt"), figures.get(f"eval {model} recbole")
+            if kt_side is None:
+                continue
+            ratio = f"{kt_side['seconds'] / rb_side['seconds']:.2f}" if rb_side else "-"
+            lines.append(f"| {model} full-ranking test evaluation | {kt_side['seconds']:.2f} | "
+                         + (f"{rb_side['seconds']:.2f}" if rb_side else "-") + f" | {ratio} | {kt_side['peak_mb']:.0f} | "
+                         + (f"{rb_side['peak_mb']:.0f}" if rb_side else "-") + " |")
+        if "compare" in figures:
+            lines.append(f"| compare (2 runs, paired tests) | {figures['compare']['seconds']:.2f} | - | - | "
+                         f"{figures['compare']['peak_mb']:.0f} | - |")
+        lines.append("")
+    if batch:
+        lines += ["## Batch inference files", "",
+                  f"{batch['requests']:,} profile requests (one per user) written in {batch['write_seconds']:.1f} s "
+                  f"and their results imported in {batch['import_seconds']:.1f} s ({batch['stored']:,} answers stored; "
+                  f"peak {batch['peak_mb']:.0f} MB). Target: under 60 s together.", ""]
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100k,1M,10M")
+    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "scale-data")
+    parser.add_argument("--quick", action="store_true", help="one timed epoch, no docs")
+    parser.add_argument("--child", choices=sorted(STAGES), help=argparse.SUPPRESS)
+    parser.add_argument("--kwargs", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.child:
+        print(json.dumps(STAGES[args.child](args.work, args.sizes, **json.loads(args.kwargs))))
+        return
+    started = time.perf_counter()
+    sizes = args.sizes.split(",")
+    results = {size: measure(args.work, size, args.quick) for size in sizes}
+    batch = run_stage(args.work, "batch", "batch", users=2_000 if args.quick else BATCH_USERS)
+    lines = report(results, batch, time.perf_counter() - started)
+    print("\n".join(lines))
+    if not args.quick and sizes == list(SIZES):
+        (ROOT / "docs" / "scale.md").write_text("\n".join(lines) + "\n")
+        print("wrote docs/scale.md")
+
+
+if __name__ == "__main__":
+    main()
