@@ -74,6 +74,8 @@ def _field(key: str, where: str) -> tuple[str, str | None]:
 
 def _apply(values: dict[str, Any], key: str, value: Any, where: str) -> None:
     name, sub = _field(key, where)
+    if sub is None and name in NESTED and not isinstance(value, dict):
+        raise UsageError(f"'{key}' in the grid file's {where} takes a mapping, e.g. {key}: {{learning_rate: 0.001}}.")
     if sub is None:
         values[name] = dict(value) if name in NESTED else value
     else:

@@ -41,6 +41,7 @@ def test_a_grid_file_names_its_runs_and_checks_every_configuration(tmp_path: Pat
     ("name: x\ngrid:\n  alpha: 0.5\n", 1, ["must list one or more values"]),
     ("name: x\ntrain:\n  model: nosuchmodel\n", 1, ["nosuchmodel", "multvae"]),
     ("name: x\ntrain:\n  set: {no_such_setting: 1}\n", 2, ["no_such_setting"]),
+    ("name: x\ntrain:\n  set: 5\n", 2, ["takes a mapping"]),
     ("grid: {}\n", 1, ["must be a mapping with 'name'"]),
     ("name: x\nseeds: one\n", 2, ["--seeds takes a range"]),
     ("name: [unclosed\n", 1, ["not valid YAML"]),
