@@ -24,7 +24,10 @@ values averaged over seeds) and a Welch t-test over seed means, Holm-adjusted ov
 Usage:
   python bench/learn.py              # everything (background it; about two hours on 2 idle cores)
   python bench/learn.py --seeds 1 --epochs 2,1 --arms pop,content-knn,bpr,learn-minilm   # a quick look, no docs
-The store (bench/learn.duckdb) caches every finished run: delete it to retrain. Time it with nothing else running.
+Every finished run is archived in bench/archive/learn/ (summary and per-user test values; commit them as they come)
+and a rerun trains only what the archive lacks, so the benchmark can go on across machines; delete a run's files
+there to retrain it. The store (bench/learn.duckdb) keeps the weights a machine has. Time it with nothing else
+running.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import seedstats  # noqa: E402
+from bench.archive import Archive, fingerprint  # noqa: E402
 from bench.llmkt import SHIPPED_HISTORY  # noqa: E402
 from bench.plots import grouped_bars  # noqa: E402
 from kt_cli.evaluation.evaluate import trained_session  # noqa: E402
@@ -52,7 +56,6 @@ from kt_cli.profiles.models import DEFAULT_CHAT_MODEL  # noqa: E402
 from kt_cli.profiles.prompts import load_template  # noqa: E402
 from kt_cli.store import Store  # noqa: E402
 from kt_cli.training.config import TrainConfig  # noqa: E402
-from kt_cli.sweep import train_runs  # noqa: E402
 
 DATASET = "ml-100k"
 SPLITS = {"default": "0.7,0.1,0.2", "cold-items": "cold-items"}
@@ -66,6 +69,8 @@ KS = (10, 50)
 METRICS = [f"{m}@{k}" for m in ("ndcg", "recall") for k in KS]
 SLICES = {"default": ("all", "warm", "tail<5"), "cold-items": ("all", "warm", "cold")}
 LLM = "qwen2.5-coder-1.5b"
+INPUTS = fingerprint(ROOT / "profiles_cache" / f"{DATASET}.item.{DEFAULT_CHAT_MODEL}.jsonl")
+ARCHIVE = Archive(ROOT / "bench" / "archive" / "learn", INPUTS)  # a partial run's: beside its store (main)
 
 
 def prepare(store_path: Path, arms: list[str]) -> dict[str, float]:
@@ -109,7 +114,8 @@ class _Fixed(torch.nn.Module):
 
 
 def fixed_arms(store_path: Path, run: str) -> dict[str, pd.DataFrame]:
-    """Per-user metrics of pop and content kNN on the split and id mapping of ``run`` (an ID run of that split)."""
+    """Per-user metrics of pop and content kNN on the split and id mapping of ``run`` (any run of that split: its
+    weights are not read)."""
     session = trained_session(store_path, run)
     counts = torch.from_numpy(session.item_train_counts()).float()
     with Store.open(store_path) as store:
@@ -130,23 +136,28 @@ def fixed_arms(store_path: Path, run: str) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def run_arm(store_path: Path, arm: str, seeds: list[int], epochs: tuple[int, int]) -> tuple[float, dict]:
-    """Search the learning rate on the default split's validation (seed 1), then the finals on both splits; each
-    stage's runs side by side on a local Ray."""
-    done = train_runs(store_path, {f"{arm}-tune-{lr:g}": config(arm, "default", 1, lr, epochs)
-                                   for lr in LEARNING_RATES}, threads=1)
+def run_arm(store_path: Path, arm: str, seeds: list[int],
+            epochs: tuple[int, int]) -> tuple[float, dict[str, dict[str, TrainConfig]]]:
+    """Search the learning rate on the default split's validation (seed 1), then the finals on both splits
+    ({split: {run: config}}); each stage's runs side by side on a local Ray, archived."""
+    done = ARCHIVE.train(store_path, {f"{arm}-tune-{lr:g}": config(arm, "default", 1, lr, epochs)
+                                      for lr in LEARNING_RATES}, threads=1)
     scores = {lr: done[f"{arm}-tune-{lr:g}"]["best_valid"] for lr in LEARNING_RATES}
     lr = max(scores, key=scores.get)
-    runs = {split: [f"{arm}-{split}-s{seed}" for seed in seeds] for split in SPLITS}
-    train_runs(store_path, {name: config(arm, split, seed, lr, epochs) for split in SPLITS
-                            for seed, name in zip(seeds, runs[split])}, threads=1)
+    runs = {split: {f"{arm}-{split}-s{seed}": config(arm, split, seed, lr, epochs) for seed in seeds}
+            for split in SPLITS}
+    ARCHIVE.train(store_path, {name: c for named in runs.values() for name, c in named.items()}, threads=1)
     print(arm, "chose lr", lr, scores, flush=True)
     return lr, runs
 
 
 def per_user(store_path: Path, run: str) -> pd.DataFrame:
+    """A final run's per-user test values, the slices and metrics the tables read."""
     session = trained_session(store_path, run)
-    return session.task.evaluate(session, EvalSettings(ks=KS)).per_user
+    frame = session.task.evaluate(session, EvalSettings(ks=KS)).per_user
+    read = frame["slice"].isin({s for slices in SLICES.values() for s in slices}) & (
+        frame["metric"] + "@" + frame["k"].astype(str)).isin(METRICS)
+    return frame[read]
 
 
 def markdown(results: dict[str, dict[str, dict]]) -> list[str]:
@@ -164,10 +175,12 @@ def verdicts(results: dict[str, dict[str, dict]]) -> list[str]:
         best = max(rows, key=lambda a: rows[a]["ndcg@10"]["mean"])
         learn = max((a for a in rows if a in SETS), key=lambda a: rows[a]["ndcg@10"]["mean"])
         ids = max((a for a in ("bpr", "multvae") if a in rows), key=lambda a: rows[a]["ndcg@10"]["mean"])
-        ratio = rows[learn]["ndcg@10"]["mean"] / max(rows[ids]["ndcg@10"]["mean"], 1e-12)
+        id_value = rows[ids]["ndcg@10"]["mean"]  # near 0 on cold items, where a ratio is mostly noise
+        ratio = ("the ID model at 0" if id_value < 1e-6 else
+                 f"{rows[learn]['ndcg@10']['mean'] / id_value:.2f}x" + (", the ID model near 0" if id_value < 1e-3 else ""))
         lines.append(f"- **{split}, {item_slice}**: best NDCG@10 {best} ({rows[best]['ndcg@10']['mean']:.4f}); best "
                      f"LEARN arm {learn} {rows[learn]['ndcg@10']['mean']:.4f} against the best ID model {ids} "
-                     f"{rows[ids]['ndcg@10']['mean']:.4f} ({ratio:.2f}x); content kNN "
+                     f"{id_value:.4f} ({ratio}); content kNN "
                      f"{rows['content-knn']['ndcg@10']['mean']:.4f}, popularity {rows['pop']['ndcg@10']['mean']:.4f}.")
     return lines
 
@@ -191,7 +204,10 @@ def main() -> None:
     epochs = tuple(int(e) for e in args.epochs.split(","))
     if REFERENCE not in arms or "bpr" not in arms:
         parser.error(f"--arms must include {REFERENCE} (the reference) and bpr (its split's id mapping for pop and kNN)")
-    started = time.perf_counter()
+    full = len(seeds) >= 5 and set(arms) == set(ARMS) and epochs == (EPOCHS, FINETUNE)
+    if not full:  # a quick look keeps its runs out of the committed archive
+        global ARCHIVE
+        ARCHIVE = Archive(args.store.with_suffix(".archive"), INPUTS)
     facts = prepare(args.store, arms)
     chosen, runs = {}, {}
     for arm in (a for a in ARMS if a in arms and a in TRAINED):
@@ -199,18 +215,25 @@ def main() -> None:
     torch.set_num_threads(2)
     results = {}
     for split in SPLITS:
-        frames = {arm: [per_user(args.store, name) for name in runs[arm][split]] for arm in runs}
-        fixed = fixed_arms(args.store, runs["bpr"][split][0])
+        frames = {arm: [ARCHIVE.evaluated(args.store, name, c, per_user) for name, c in runs[arm][split].items()]
+                  for arm in runs}
+        mapping = {f"bpr-{split}-map": config("bpr", split, 1, chosen["bpr"], (1, 0))}  # the split's id mapping
+        ARCHIVE.train(args.store, mapping, threads=1, record=False)
+        fixed = fixed_arms(args.store, next(iter(mapping)))
         frames = {**{arm: [fixed[arm]] for arm in ("pop", "content-knn") if arm in arms}, **frames}
         for item_slice in SLICES[split]:
             results[(split, item_slice)] = seedstats.table(frames, item_slice, METRICS, REFERENCE)
-    wall = time.perf_counter() - started
-    lines = markdown(results) + verdicts(results)
+    finished = [ARCHIVE.summary(name, c) for named in runs.values() for split in named.values()
+                for name, c in split.items()]
+    minutes = sum(s["seconds"] for s in finished if s) / 60
+    lines = markdown(results) + verdicts(results) + ARCHIVE.notes
     print("\n".join(lines))
-    if len(seeds) >= 5 and set(arms) == set(ARMS) and epochs == (EPOCHS, FINETUNE):
+    if full:
         header = [
             "# Results: LEARN's twin towers on ml-100k, default and cold-items splits", "",
-            f"Generated by `python bench/learn.py` ({wall / 60:.0f} min wall, 2 cores); do not edit the tables by hand.",
+            f"Generated by `python bench/learn.py` ({minutes:.0f} training minutes in the final runs, two side by side "
+            "at one thread each on 2-core machines with nothing else running; a run finished in an earlier session is "
+            "read from bench/archive/learn/); do not edit the tables by hand.",
             "", "Setting: " + __doc__.split("\n\n")[1].replace("\n", " "), "",
             f"Search: learning rate {LEARNING_RATES} on validation NDCG@10 (seed 1, default split); chosen: "
             + ", ".join(f"{a} {lr:g}" for a, lr in chosen.items()) + f". Up to {EPOCHS} epochs (LEARN: contrastive "

@@ -30,7 +30,10 @@ time to score every test user over all items with each SASRec arm's final weight
 Usage:
   python bench/sequential.py            # everything; time it with nothing else running
   python bench/sequential.py --seeds 1 --epochs 2,1 --timed-epochs 1   # a quick look, no docs
-The store (bench/sequential.duckdb) caches every finished run: delete it to retrain.
+Longer than one session on 2 cores: every finished run is archived in bench/archive/sequential/ (its summary and
+per-user test values, no weights; commit them as they come) and a rerun trains only what the archive lacks, so
+the benchmark goes on across machines; delete a run's files there to retrain it. The store
+(bench/sequential.duckdb) keeps the weights a machine has.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import seedstats  # noqa: E402
+from bench.archive import Archive, fingerprint  # noqa: E402
 from bench.llmkt import SHIPPED_HISTORY  # noqa: E402
 from bench.plots import grouped_bars  # noqa: E402
 from kt_cli.evaluation.evaluate import trained_session  # noqa: E402
@@ -61,7 +65,6 @@ from kt_cli.profiles.prompts import load_template  # noqa: E402
 from kt_cli.store import Store  # noqa: E402
 from kt_cli.training.config import TrainConfig  # noqa: E402
 from kt_cli.training.session import Session, read_inputs  # noqa: E402
-from kt_cli.sweep import train_runs  # noqa: E402
 from kt_cli.training.trainer import build_optimizer, train_epoch  # noqa: E402
 
 DATASET, SPLIT = "ml-100k", "loo"
@@ -70,6 +73,9 @@ REFERENCE = "sasrec"
 METRICS = ["ndcg@10", "ndcg@20", "hit@10", "hit@20"]
 EPOCHS, FINETUNE, PATIENCE = 40, 20, 5
 USER_SET, ITEM_SET = "users-pca64", "items-profiles"
+INPUTS = fingerprint(*(ROOT / "profiles_cache" / f"{DATASET}.{entity}.{DEFAULT_CHAT_MODEL}.jsonl"
+                       for entity in ("user", "item")))
+ARCHIVE = Archive(ROOT / "bench" / "archive" / "sequential", INPUTS)  # a partial run's: beside its store (main)
 # Each arm's two settings: (name of the knob, values). The learning rates come first; the knowledge arms search
 # their own weight at SASRec's chosen rate.
 # Where LLMD4Rec's description (and DLLM2Rec's) leaves a choice open, what kt and this bench do.
@@ -127,11 +133,11 @@ def config(arm: str, seed: int, knobs: dict[str, float], epochs: tuple[int, int]
 
 
 def search(store_path: Path, arms: list[str], base: dict[str, dict[str, float]], epochs: tuple[int, int],
-           threads: int) -> dict[str, dict[str, float]]:
+           threads: int, needs: dict[str, TrainConfig]) -> dict[str, dict[str, float]]:
     """Each arm's two settings on seed 1, trained side by side; the knobs with the best validation NDCG@10."""
     tries = {(arm, value): {**base.get(arm, {}), SEARCH[arm][0]: value} for arm in arms for value in SEARCH[arm][1]}
-    done = train_runs(store_path, {f"{arm}-tune-{value:g}": config(arm, 1, knobs, epochs)
-                                   for (arm, value), knobs in tries.items()}, threads=threads)
+    done = ARCHIVE.train(store_path, {f"{arm}-tune-{value:g}": config(arm, 1, knobs, epochs)
+                              for (arm, value), knobs in tries.items()}, threads, needs)
     chosen = {}
     for arm in arms:
         scores = {value: done[f"{arm}-tune-{value:g}"]["best_valid"] for value in SEARCH[arm][1]}
@@ -141,17 +147,18 @@ def search(store_path: Path, arms: list[str], base: dict[str, dict[str, float]],
 
 
 def finals(store_path: Path, chosen: dict[str, dict[str, float]], seeds: list[int], epochs: tuple[int, int],
-           threads: int) -> dict[str, list[str]]:
-    """The chosen settings of each arm with every seed, side by side; run names ``<arm>-s<seed>`` by arm."""
-    names = {arm: [f"{arm}-s{seed}" for seed in seeds] for arm in chosen}
-    train_runs(store_path, {name: config(arm, seed, chosen[arm], epochs) for arm in chosen
-                            for seed, name in zip(seeds, names[arm])}, threads=threads)
-    return names
+           threads: int, needs: dict[str, TrainConfig]) -> dict[str, dict[str, TrainConfig]]:
+    """The chosen settings of each arm with every seed, side by side: {arm: {``<arm>-s<seed>``: config}}."""
+    runs = {arm: {f"{arm}-s{seed}": config(arm, seed, chosen[arm], epochs) for seed in seeds} for arm in chosen}
+    ARCHIVE.train(store_path, {name: c for named in runs.values() for name, c in named.items()}, threads, needs)
+    return runs
 
 
 def per_user(store_path: Path, run: str) -> pd.DataFrame:
+    """A final run's per-user test values, the slice and metrics the tables read."""
     session = trained_session(store_path, run)
-    return session.task.evaluate(session, EvalSettings(ks=(10, 20))).per_user
+    frame = session.task.evaluate(session, EvalSettings(ks=(10, 20))).per_user
+    return frame[(frame["slice"] == "all") & (frame["metric"] + "@" + frame["k"].astype(str)).isin(METRICS)]
 
 
 def _seconds(work) -> float:
@@ -161,7 +168,8 @@ def _seconds(work) -> float:
 
 
 def serving_seconds(store_path: Path, runs: list[str], repeats: int = 5) -> dict[str, float]:
-    """Median seconds to score every test sample over all items, each run's final weights, runs interleaved."""
+    """Median seconds to score every test sample over all items with each run's weights, runs interleaved (the
+    cost does not depend on the weights' values, so short runs of each arm's chosen setting serve)."""
     sessions = {run: trained_session(store_path, run) for run in runs}
     for session in sessions.values():
         session.train_mode(False)
@@ -202,14 +210,14 @@ def epoch_against_recbole(store_path: Path, knobs: dict[str, float], epochs: int
     return seconds
 
 
-def costs(store_path: Path, names: dict[str, list[str]]) -> dict[str, dict[str, float]]:
-    """Training seconds and epochs per arm, mean over its seeds."""
+def costs(runs: dict[str, dict[str, TrainConfig]]) -> dict[str, dict[str, float]]:
+    """Training seconds and epochs per arm, mean over its seeds (from the archived summaries)."""
     out = {}
-    with Store.open(store_path) as store:
-        for arm, runs in names.items():
-            summaries = [store.run(run).summary for run in runs]
-            out[arm] = {"seconds": sum(s["seconds"] for s in summaries) / len(summaries),
-                        "epochs": sum(sum(p["epochs"] for p in s["phases"]) for s in summaries) / len(summaries)}
+    for arm, named in runs.items():
+        summaries = [ARCHIVE.summary(name, c) for name, c in named.items()]
+        out[arm] = {"seconds": sum(s["seconds"] for s in summaries) / len(summaries),  # type: ignore[index]
+                    "epochs": sum(sum(p["epochs"] for p in s["phases"]) for s in summaries)  # type: ignore[index]
+                    / len(summaries)}
     return out
 
 
@@ -236,43 +244,51 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads per run (runs go side by side on Ray)")
     args = parser.parse_args()
     seeds, epochs = list(range(1, args.seeds + 1)), tuple(int(e) for e in args.epochs.split(","))
-    started = time.perf_counter()
+    full = len(seeds) >= 5 and epochs == (EPOCHS, FINETUNE)
+    if not full:  # a quick look keeps its runs out of the committed archive
+        global ARCHIVE
+        ARCHIVE = Archive(args.store.with_suffix(".archive"), INPUTS)
     facts = prepare(args.store)
     # Two rounds: SASRec and LEARN (the teacher and partner of the distillation arms), then the knowledge arms at
     # SASRec's learning rate; each round searches on seed 1 and then trains its finals, runs side by side on Ray.
-    chosen = search(args.store, ["sasrec", "learn"], {}, epochs, args.threads)
-    names = finals(args.store, chosen, seeds, epochs, args.threads)
+    chosen = search(args.store, ["sasrec", "learn"], {}, epochs, args.threads, {})
+    runs = finals(args.store, chosen, seeds, epochs, args.threads, {})
     knowledge = ["sasrec+llmkt", "sasrec+kd", "sasrec+llmd4rec"]
-    chosen |= search(args.store, knowledge, {arm: chosen["sasrec"] for arm in knowledge}, epochs, args.threads)
-    names |= finals(args.store, {arm: chosen[arm] for arm in knowledge}, seeds, epochs, args.threads)
-    frames = {arm: [per_user(args.store, run) for run in names[arm]] for arm in ARMS}
+    chosen |= search(args.store, knowledge, {arm: chosen["sasrec"] for arm in knowledge}, epochs, args.threads,
+                     runs["learn"])
+    runs |= finals(args.store, {arm: chosen[arm] for arm in knowledge}, seeds, epochs, args.threads, runs["learn"])
+    frames = {arm: [ARCHIVE.evaluated(args.store, name, c, per_user) for name, c in runs[arm].items()]
+              for arm in ARMS}
     results = seedstats.table(frames, "all", METRICS, REFERENCE)
-    wall = time.perf_counter() - started
+    spent = costs(runs)
+    finished = [ARCHIVE.summary(name, c) for named in runs.values() for name, c in named.items()]
+    minutes = sum(s["seconds"] for s in finished if s) / 60
+    serve = {f"serve-{arm}": config(arm, 1, chosen[arm], (1, 1)) for arm in ARMS if arm != "learn"}
+    ARCHIVE.train(args.store, serve, args.threads, runs["learn"], record=False)
     torch.set_num_threads(1)  # the timings below: one thread, as every training run
-    spent = costs(args.store, names)
-    serving = serving_seconds(args.store, [names[arm][0] for arm in ARMS if arm != "learn"])
+    serving = serving_seconds(args.store, list(serve))
     epoch = epoch_against_recbole(args.store, chosen["sasrec"], args.timed_epochs)
     ratio = statistics.median(epoch["kt"]) / statistics.median(epoch["recbole"])
     n_users = results[REFERENCE][METRICS[0]]["n_users"]
     lines = seedstats.markdown(f"### loo split, test ({n_users} users)", results, METRICS)
-    cost_lines = ["| arm | train seconds (mean) | epochs (mean) | serving seconds (seed 1) | serving ratio |",
+    cost_lines = ["| arm | train seconds (mean) | epochs (mean) | serving seconds | serving ratio |",
                   "|---|---|---|---|---|"]
-    plain = serving[names[REFERENCE][0]]
+    plain = serving[f"serve-{REFERENCE}"]
     for arm in ARMS:
-        run = names[arm][0]
-        serve = (f"{serving[run]:.3f} | {serving[run] / plain:.2f}" if run in serving
+        timed = (f"{serving[f'serve-{arm}']:.3f} | {serving[f'serve-{arm}'] / plain:.2f}" if arm != "learn"
                  else "- | - (two towers: faiss, see results-learn.md)")
-        cost_lines.append(f"| {arm} | {spent[arm]['seconds']:.0f} | {spent[arm]['epochs']:.1f} | {serve} |")
+        cost_lines.append(f"| {arm} | {spent[arm]['seconds']:.0f} | {spent[arm]['epochs']:.1f} | {timed} |")
     epoch_line = (f"SASRec training epoch, kt's loop {statistics.median(epoch['kt']):.2f} s against RecBole's trainer "
                   f"{statistics.median(epoch['recbole']):.2f} s (median of {args.timed_epochs}, alternating, same "
                   f"process): ratio {ratio:.3f} (target at most 1.05).")
-    print("\n".join(lines + verdicts(results) + cost_lines + [epoch_line]), flush=True)
-    if len(seeds) < 5 or epochs != (EPOCHS, FINETUNE):
+    print("\n".join(lines + verdicts(results) + cost_lines + [epoch_line] + ARCHIVE.notes), flush=True)
+    if not full:
         return
     header = [
         "# Results: sequential recommendation on ml-100k (leave-one-out), SASRec with LLM knowledge", "",
-        f"Generated by `python bench/sequential.py` ({wall / 60:.0f} min wall for training and evaluation, 2 "
-        "threads, nothing else running); do not edit the tables by hand.", "",
+        f"Generated by `python bench/sequential.py` ({minutes:.0f} training minutes in the final runs, two side "
+        "by side at one thread each on 2-core machines with nothing else running; a run finished in an earlier "
+        "session is read from bench/archive/sequential/); do not edit the tables by hand.", "",
         "Setting: " + " ".join(__doc__.split("\n\n")[1:4]).replace("\n", " "), "",
         "Chosen on validation (seed 1): " + "; ".join(
             f"{arm} {SEARCH[arm][0]} {chosen[arm][SEARCH[arm][0]]:g}" for arm in ARMS) + ". Profiles: "
@@ -286,7 +302,7 @@ def main() -> None:
     out = ROOT / "docs" / "results-sequential.md"
     out.write_text("\n".join(header + lines + ["## Reading", ""] + verdicts(results) + ["", "## Cost", ""]
                              + cost_lines + ["", epoch_line, "", "## Choices made where the papers are silent", ""]
-                             + CHOICES + [""]))
+                             + CHOICES + ([""] + ARCHIVE.notes if ARCHIVE.notes else []) + [""]))
     (out.parent / "results-sequential.svg").write_text(svg)
     print("wrote docs/results-sequential.md and docs/results-sequential.svg")
 
