@@ -37,8 +37,9 @@ def test_top_k_is_the_models_best_unseen_items(store: Path, run: str) -> None:
     answer = ok_json(kt("recommend", run, "--user", "196", "-k", "10", "--store", store, "--json"))
     assert answer["index"] == ("exact" if run == "bpr" else "scores")
     picks = answer["users"][0]["items"]
+    seen = _seen(store, "196")
     assert [p["rank"] for p in picks] == list(range(1, 11))
-    assert not {p["item_id"] for p in picks} & _seen(store, "196")
+    assert not {p["item_id"] for p in picks} & seen
     assert all(a["score"] >= b["score"] for a, b in zip(picks, picks[1:]))
     session = trained_session(store, run)  # the same ten, from the model's own scores of every item
     user = int(session.parts.internal_ids("user", ["196"])[0])
@@ -48,7 +49,7 @@ def test_top_k_is_the_models_best_unseen_items(store: Path, run: str) -> None:
         scores = score_items(session.model, torch.tensor([user]), session.parts.num("item"), session.parts.user_field,
                              session.parts.item_field, interaction)[0].numpy()
     external = session.parts.external_ids("item")
-    ranked = [str(external[i]) for i in np.argsort(-scores, kind="stable") if i > 0 and str(external[i]) not in _seen(store, "196")]
+    ranked = [str(external[i]) for i in np.argsort(-scores, kind="stable") if i > 0 and str(external[i]) not in seen]
     assert [p["item_id"] for p in picks] == ranked[:10]
     assert answer["users"][0]["history"][0]["part"] in ("train", "valid", "test")
 
