@@ -263,7 +263,7 @@ def main() -> None:
     spent = costs(runs)
     finished = [ARCHIVE.summary(name, c) for named in runs.values() for name, c in named.items()]
     minutes = sum(s["seconds"] for s in finished if s) / 60
-    serve = {f"serve-{arm}": config(arm, 1, chosen[arm], (1, 1)) for arm in ARMS if arm != "learn"}
+    serve = {f"serve-{arm}": config(arm, 1, chosen[arm], (1, 0)) for arm in ARMS if arm != "learn"}
     ARCHIVE.train(args.store, serve, args.threads, runs["learn"], record=False)
     torch.set_num_threads(1)  # the timings below: one thread, as every training run
     serving = serving_seconds(args.store, list(serve))
