@@ -15,6 +15,7 @@ benchmark reads) equal the current ones; otherwise the run is trained again.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from collections.abc import Callable
@@ -50,13 +51,13 @@ class Archive:
         each lands, so a stop loses little (``record=False``: neither, for runs that exist only to be timed on this
         machine). A teacher or partner those runs read that the store lacks is trained first from ``needs``, and
         checked: a retrained run must reach its archived validation value, else a note says by how much."""
+        needs = needs or {}
         summaries = {name: s for name, c in configs.items() if record and (s := self.summary(name, c)) is not None}
         todo = {name: c for name, c in configs.items() if name not in summaries}
         readers = {name for c in todo.values() for name in (c.teacher, c.partner) if name}
         with Store.open(store_path) as store:
             unfinished = {name for name in readers if (run := store.run(name)) is None or run.status != "finished"}
-        missing = {name: (needs or {})[name] for name in readers
-                   if name in unfinished or is_stale(store_path, (needs or {})[name], name)}
+        missing = {name: needs[name] for name in readers if name in unfinished or is_stale(store_path, needs[name], name)}
         for name, summary in self._train(store_path, missing, threads, True).items():
             archived = self.summary(name, missing[name])
             if archived is not None and abs(archived["best_valid"] - summary["best_valid"]) > 1e-9:
@@ -113,9 +114,8 @@ class Archive:
         return pd.read_csv(path, dtype={"user_id": str})
 
     def add_per_user(self, name: str, frame: pd.DataFrame) -> None:
-        path = self.folder / f"{name}.csv.gz"
-        frame.to_csv(path.with_name(path.name + ".partial"), index=False, compression="gzip", float_format="%.17g")
-        path.with_name(path.name + ".partial").replace(path)
+        text = frame.to_csv(index=False, float_format="%.17g")  # every digit: the tables recompute from it
+        _write(self.folder / f"{name}.csv.gz", gzip.compress(text.encode("utf-8"), mtime=0))
 
 
 def _write(path: Path, data: bytes) -> None:
