@@ -62,3 +62,32 @@ def test_demo_runs_the_pipeline_and_reuses_the_store(store_path: Path, monkeypat
     assert third.exit_code == 0, third.output
     assert third.stderr.count("Already trained") == 3  # the baselines; the LLM-KT runs are retrained
     assert any("--knowledge llm-pca64" in line and "--force" in line for line in shown)
+
+
+def test_idle_cores_sees_a_busy_process_now_not_the_load_average(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spinning process takes one core from the demo's threads; the 1-minute load average (which still counts
+    work that has just ended, such as the install before the demo) is not consulted where /proc/stat exists."""
+    import os
+    import subprocess
+    import sys
+
+    if demo_cli._cpu_times() is None:
+        pytest.skip("no /proc/stat here")
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1), 0.0, 0.0))  # "every core busy"
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        threads, cores, busy = demo_cli.idle_cores(window=1.0)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert busy >= 0.8
+    assert threads == max(1, cores - 1)
+
+
+def test_idle_cores_falls_back_to_the_load_average_without_proc(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setattr(demo_cli, "_cpu_times", lambda: None)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 0.0, 0.0))
+    assert demo_cli.idle_cores() == (3, 4, 1.2)

@@ -16,6 +16,7 @@ has seen a validation or test item. Users the shipped file does not cover yet tr
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Optional, get_type_hints
@@ -78,11 +79,34 @@ def _run(command: Callable[..., Any], **kwargs: Any) -> None:
     command(**kwargs)
 
 
-def idle_cores() -> tuple[int, int, float]:
-    """(threads to use, cores, 1-minute load average): the cores other work leaves idle, at least one."""
+def _cpu_times() -> tuple[int, int] | None:
+    """(idle, total) jiffies of all cores from /proc/stat, or None where there is no /proc (macOS, Windows)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields)  # idle + iowait
+
+
+def idle_cores(window: float = 0.5) -> tuple[int, int, float]:
+    """(threads to use, cores, busy cores): the cores other work leaves idle, at least one.
+
+    Busy cores are sampled over ``window`` seconds of /proc/stat, not read from the 1-minute load average:
+    the load average still counts work that just ended (the install `scripts/quickstart.sh` runs right
+    before the demo read as 1.2 busy cores on an idle machine and halved the demo's threads). Without /proc
+    the load average is the estimate."""
     cores = os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(1, min(cores, round(cores - load))), cores, load
+    before = _cpu_times()
+    if before is None:
+        busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    else:
+        time.sleep(window)
+        after = _cpu_times()
+        assert after is not None
+        idle, total = after[0] - before[0], after[1] - before[1]
+        busy = cores * (1 - idle / total) if total > 0 else 0.0
+    return max(1, min(cores, round(cores - busy))), cores, busy
 
 
 def demo(
@@ -90,8 +114,8 @@ def demo(
                                         "install end to end in about a minute; the numbers mean nothing.")] = False,
     threads: Annotated[Optional[int], typer.Option(
         "--threads", envvar="KT_THREADS", min=1, show_default="the idle cores",
-        help="CPU threads for torch. By default the cores left idle by other work (the load average), at least "
-             "one: torch's threads collapse when they share cores with another busy process.")] = None,
+        help="CPU threads for torch. By default the cores other work leaves idle (sampled for half a second), at "
+             "least one: torch's threads collapse when they share cores with another busy process.")] = None,
     profiles_cache: options.ProfilesCache = options.DEFAULT_PROFILES_CACHE,
     store: options.Store = options.DEFAULT_STORE,
     json: options.Json = False,
@@ -106,8 +130,8 @@ def demo(
     from kt_cli.training.trainer import is_stale
 
     if threads is None:
-        threads, cores, load = idle_cores()
-        note(f"Threads: {threads} ({cores} cores, load average {load:.1f}; set --threads to choose).")
+        threads, cores, busy = idle_cores()
+        note(f"Threads: {threads} ({cores} cores, {busy:.1f} busy with other work; set --threads to choose).")
 
     common = {"dataset": DATASET, "store": store}
     if PROFILE_SET not in {name for name, _ in cache_files.shipped_sets(profiles_cache, DATASET, "user")}:
