@@ -261,9 +261,11 @@ def _per_user(store: Store, run: str, metric: str, sparse: bool) -> "np.ndarray"
     eval_id = store.evaluation_id(run, EvalSettings().to_dict())
     frame = store.eval_users(eval_id)
     name, k = metric.split("@")
-    frame = frame[(frame["metric"] == name) & (frame["k"] == int(k))]
+    # one row per user: the evaluation also stores item slices (cold, warm, long tail) under other names
+    frame = frame[(frame["slice"] == "all") & (frame["metric"] == name) & (frame["k"] == int(k))]
     if sparse:
         frame = frame[frame["n_train"] < EvalSettings().sparse_below]
+    assert frame["user_id"].is_unique, f"{run}: more than one {metric} value for a user"
     return frame.set_index("user_id")["value"].sort_index()
 
 

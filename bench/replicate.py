@@ -70,7 +70,7 @@ def paper_runs(model: str, seeds: list[int], path: Path, epochs: int) -> dict[st
 def _per_user(store: Store, run: str, settings: EvalSettings, metric: str) -> np.ndarray:
     frame = store.eval_users(store.evaluation_id(run, settings.to_dict()))
     name, k = metric.split("@")
-    frame = frame[(frame["metric"] == name) & (frame["k"] == int(k))]
+    frame = frame[(frame["slice"] == "all") & (frame["metric"] == name) & (frame["k"] == int(k))]  # not item slices
     return frame.set_index("user_id")["value"].sort_index().to_numpy()
 
 
