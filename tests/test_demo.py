@@ -81,7 +81,7 @@ def test_idle_cores_sees_a_busy_process_now_not_the_load_average(monkeypatch: py
         spinner.kill()
         spinner.wait()
     assert busy >= 0.8
-    assert threads == max(1, cores - 1)
+    assert 1 <= threads <= max(1, cores - 1)  # other work may take more, never less
 
 
 def test_idle_cores_falls_back_to_the_load_average_without_proc(monkeypatch: pytest.MonkeyPatch) -> None:
