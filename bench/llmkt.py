@@ -259,10 +259,9 @@ def run_model(model: str, budget: Budget, seeds: list[int], path: Path, train_mi
 
 def _per_user(store: Store, run: str, metric: str, sparse: bool) -> "np.ndarray":
     eval_id = store.evaluation_id(run, EvalSettings().to_dict())
-    frame = store.eval_users(eval_id)
+    frame = store.eval_users(eval_id, "all")
     name, k = metric.split("@")
-    # one row per user: the evaluation also stores item slices (cold, warm, long tail) under other names
-    frame = frame[(frame["slice"] == "all") & (frame["metric"] == name) & (frame["k"] == int(k))]
+    frame = frame[(frame["metric"] == name) & (frame["k"] == int(k))]
     if sparse:
         frame = frame[frame["n_train"] < EvalSettings().sparse_below]
     assert frame["user_id"].is_unique, f"{run}: more than one {metric} value for a user"

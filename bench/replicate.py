@@ -68,9 +68,9 @@ def paper_runs(model: str, seeds: list[int], path: Path, epochs: int) -> dict[st
 
 
 def _per_user(store: Store, run: str, settings: EvalSettings, metric: str) -> np.ndarray:
-    frame = store.eval_users(store.evaluation_id(run, settings.to_dict()))
+    frame = store.eval_users(store.evaluation_id(run, settings.to_dict()), "all")
     name, k = metric.split("@")
-    frame = frame[(frame["slice"] == "all") & (frame["metric"] == name) & (frame["k"] == int(k))]  # not item slices
+    frame = frame[(frame["metric"] == name) & (frame["k"] == int(k))]
     return frame.set_index("user_id")["value"].sort_index().to_numpy()
 
 

@@ -168,9 +168,12 @@ class RunTables(StoreCore):
             "SELECT user_id, item_id, label, score FROM eval_samples WHERE eval_id = ? ORDER BY user_id, item_id",
             [eval_id]).df()
 
-    def eval_users(self, eval_id: str) -> pd.DataFrame:
+    def eval_users(self, eval_id: str, item_slice: str | None = None) -> pd.DataFrame:
+        """Per-user values of an evaluation; ``item_slice`` (e.g. 'all') keeps one slice, so one row per user and
+        metric (a ranking evaluation also stores its item slices: cold, warm, long tail)."""
+        where, params = ("AND slice = ? ", [eval_id, item_slice]) if item_slice else ("", [eval_id])
         return self._con.execute(
-            "SELECT user_id, n_train, metric, k, value, slice FROM eval_users WHERE eval_id = ? "
+            "SELECT user_id, n_train, metric, k, value, slice FROM eval_users WHERE eval_id = ? " + where +
             "ORDER BY slice, metric, k, user_id",
-            [eval_id],
+            params,
         ).df()
