@@ -12,6 +12,7 @@ Usage: python bench/profile_check.py [FILE]   (default: the leak-free user file;
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import statistics
@@ -76,7 +77,13 @@ def items(rows: list[dict], dataset: str) -> None:
 
 
 def main() -> None:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("file", nargs="?", type=Path, default=DEFAULT,
+                        help="a profiles_cache/*.jsonl file (default: the leak-free user file)")
+    path = parser.parse_args().file
+    if not path.is_file():
+        parser.error(f"{path} is not a file; the shipped ones: "
+                     + ", ".join(p.name for p in sorted((ROOT / "profiles_cache").glob("*.jsonl"))))
     lines = path.read_text().splitlines()
     header, rows = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
     ids = sorted(int(r["entity_id"]) for r in rows)
