@@ -144,8 +144,9 @@ def run_arm(store_path: Path, arm: str, seeds: list[int],
                                       for lr in LEARNING_RATES}, threads=1)
     scores = {lr: done[f"{arm}-tune-{lr:g}"]["best_valid"] for lr in LEARNING_RATES}
     lr = max(scores, key=scores.get)
-    runs = {split: {f"{arm}-{split}-s{seed}": config(arm, split, seed, lr, epochs) for seed in seeds}
-            for split in SPLITS}
+    # the default split's seed 1 is the search's run of the chosen rate (the same configuration: trained once)
+    runs = {split: {(f"{arm}-tune-{lr:g}" if (split, seed) == ("default", 1) else f"{arm}-{split}-s{seed}"):
+                    config(arm, split, seed, lr, epochs) for seed in seeds} for split in SPLITS}
     ARCHIVE.train(store_path, {name: c for named in runs.values() for name, c in named.items()}, threads=1)
     print(arm, "chose lr", lr, scores, flush=True)
     return lr, runs
@@ -236,7 +237,8 @@ def main() -> None:
             "read from bench/archive/learn/); do not edit the tables by hand.",
             "", "Setting: " + __doc__.split("\n\n")[1].replace("\n", " "), "",
             f"Search: learning rate {LEARNING_RATES} on validation NDCG@10 (seed 1, default split); chosen: "
-            + ", ".join(f"{a} {lr:g}" for a, lr in chosen.items()) + f". Up to {EPOCHS} epochs (LEARN: contrastive "
+            + ", ".join(f"{a} {lr:g}" for a, lr in chosen.items()) + " (the default split's seed-1 final is that search run)"
+            + f". Up to {EPOCHS} epochs (LEARN: contrastive "
             f"alignment, then up to {FINETUNE} epochs of full-softmax fine-tuning), patience {PATIENCE}. Item profiles: "
             f"{facts['items_with_profile']} of 1,682 items. LLM encoder: "
             + (f"{facts['llm_texts_per_second']:.1f} texts/s (2 threads)." if facts["llm_texts_per_second"]

@@ -19,7 +19,7 @@ film, no ratings), joined to "Title: ... Year: ... Genres: ...".
 
 Search, on validation NDCG@10 with seed 1, the same size for every arm (two settings): SASRec's and LEARN's
 learning rate; then, at SASRec's chosen rate, LLM-KT's alpha and each distillation's weight lambda. The chosen
-setting runs with seeds 1-5; test is read once per final run. Every SASRec arm has the same schedule: up to
+setting runs with seeds 1-5 (seed 1's run is the search's own); test is read once per final run. Every SASRec arm has the same schedule: up to
 EPOCHS epochs with its knowledge term (the baseline: its own loss), then up to FINETUNE epochs of its own loss with
 a fresh optimizer, patience PATIENCE on validation NDCG@10.
 
@@ -115,8 +115,14 @@ def prepare(store_path: Path) -> dict[str, int]:
     return {"users_with_profile": users.set.n_profiles, "items_with_profile": items.set.n_profiles}
 
 
-def config(arm: str, seed: int, knobs: dict[str, float], epochs: tuple[int, int]) -> TrainConfig:
-    """The run of ``arm`` with ``knobs`` (learning_rate, and alpha or weight) and LEARN's run of the same seed."""
+def run_name(arm: str, seed: int, knobs: dict[str, float]) -> str:
+    """Seed 1's final run is the search run of the chosen setting (the same configuration: trained once)."""
+    return f"{arm}-tune-{knobs[SEARCH[arm][0]]:g}" if seed == 1 else f"{arm}-s{seed}"
+
+
+def config(arm: str, seed: int, knobs: dict[str, float], epochs: tuple[int, int], learn: str = "") -> TrainConfig:
+    """The run of ``arm`` with ``knobs`` (learning_rate, and alpha or weight); ``learn``: LEARN's run of the same
+    seed, the teacher or partner of the distillation arms."""
     common = dict(dataset=DATASET, split=SPLIT, seed=seed, distill_epochs=epochs[0], finetune_epochs=epochs[1],
                   patience=PATIENCE, recbole={"learning_rate": knobs["learning_rate"]})
     if arm == "learn":
@@ -124,32 +130,35 @@ def config(arm: str, seed: int, knobs: dict[str, float], epochs: tuple[int, int]
     if arm == "sasrec+llmkt":
         return TrainConfig(model="sasrec", knowledge=USER_SET, target_scale="layer", alpha=knobs["alpha"], **common)
     if arm == "sasrec+kd":
-        return TrainConfig(model="sasrec", method="kd", teacher=f"learn-s{seed}", method_options={"weight": knobs["weight"]},
+        return TrainConfig(model="sasrec", method="kd", teacher=learn, method_options={"weight": knobs["weight"]},
                            **common)
     if arm == "sasrec+llmd4rec":
-        return TrainConfig(model="sasrec", method="llmd4rec", partner=f"learn-s{seed}",
+        return TrainConfig(model="sasrec", method="llmd4rec", partner=learn,
                            method_options={"weight": knobs["weight"]}, **common)
     return TrainConfig(model="sasrec", **common)
 
 
 def search(store_path: Path, arms: list[str], base: dict[str, dict[str, float]], epochs: tuple[int, int],
-           threads: int, needs: dict[str, TrainConfig]) -> dict[str, dict[str, float]]:
-    """Each arm's two settings on seed 1, trained side by side; the knobs with the best validation NDCG@10."""
+           threads: int, needs: dict[str, TrainConfig], learn: dict[int, str]) -> dict[str, dict[str, float]]:
+    """Each arm's two settings on seed 1, trained side by side; the knobs with the best validation NDCG@10.
+    ``learn``: LEARN's final run of each seed (the distillation arms' teacher or partner)."""
     tries = {(arm, value): {**base.get(arm, {}), SEARCH[arm][0]: value} for arm in arms for value in SEARCH[arm][1]}
-    done = ARCHIVE.train(store_path, {f"{arm}-tune-{value:g}": config(arm, 1, knobs, epochs)
-                              for (arm, value), knobs in tries.items()}, threads, needs)
+    done = ARCHIVE.train(store_path, {run_name(arm, 1, knobs): config(arm, 1, knobs, epochs, learn.get(1, ""))
+                                      for (arm, _), knobs in tries.items()}, threads, needs)
     chosen = {}
     for arm in arms:
-        scores = {value: done[f"{arm}-tune-{value:g}"]["best_valid"] for value in SEARCH[arm][1]}
+        scores = {value: done[run_name(arm, 1, tries[(arm, value)])]["best_valid"] for value in SEARCH[arm][1]}
         chosen[arm] = tries[(arm, max(scores, key=scores.get))]
         print(arm, "chose", chosen[arm], scores, flush=True)
     return chosen
 
 
 def finals(store_path: Path, chosen: dict[str, dict[str, float]], seeds: list[int], epochs: tuple[int, int],
-           threads: int, needs: dict[str, TrainConfig]) -> dict[str, dict[str, TrainConfig]]:
-    """The chosen settings of each arm with every seed, side by side: {arm: {``<arm>-s<seed>``: config}}."""
-    runs = {arm: {f"{arm}-s{seed}": config(arm, seed, chosen[arm], epochs) for seed in seeds} for arm in chosen}
+           threads: int, needs: dict[str, TrainConfig], learn: dict[int, str]) -> dict[str, dict[str, TrainConfig]]:
+    """The chosen settings of each arm with every seed, side by side: {arm: {run name: config}} (seed 1: the
+    search's run, already trained)."""
+    runs = {arm: {run_name(arm, seed, chosen[arm]): config(arm, seed, chosen[arm], epochs, learn.get(seed, ""))
+                  for seed in seeds} for arm in chosen}
     ARCHIVE.train(store_path, {name: c for named in runs.values() for name, c in named.items()}, threads, needs)
     return runs
 
@@ -251,19 +260,21 @@ def main() -> None:
     facts = prepare(args.store)
     # Two rounds: SASRec and LEARN (the teacher and partner of the distillation arms), then the knowledge arms at
     # SASRec's learning rate; each round searches on seed 1 and then trains its finals, runs side by side on Ray.
-    chosen = search(args.store, ["sasrec", "learn"], {}, epochs, args.threads, {})
-    runs = finals(args.store, chosen, seeds, epochs, args.threads, {})
+    chosen = search(args.store, ["sasrec", "learn"], {}, epochs, args.threads, {}, {})
+    runs = finals(args.store, chosen, seeds, epochs, args.threads, {}, {})
+    learn = {seed: run_name("learn", seed, chosen["learn"]) for seed in seeds}
     knowledge = ["sasrec+llmkt", "sasrec+kd", "sasrec+llmd4rec"]
     chosen |= search(args.store, knowledge, {arm: chosen["sasrec"] for arm in knowledge}, epochs, args.threads,
-                     runs["learn"])
-    runs |= finals(args.store, {arm: chosen[arm] for arm in knowledge}, seeds, epochs, args.threads, runs["learn"])
+                     runs["learn"], learn)
+    runs |= finals(args.store, {arm: chosen[arm] for arm in knowledge}, seeds, epochs, args.threads, runs["learn"],
+                   learn)
     frames = {arm: [ARCHIVE.evaluated(args.store, name, c, per_user) for name, c in runs[arm].items()]
               for arm in ARMS}
     results = seedstats.table(frames, "all", METRICS, REFERENCE)
     spent = costs(runs)
     finished = [ARCHIVE.summary(name, c) for named in runs.values() for name, c in named.items()]
     minutes = sum(s["seconds"] for s in finished if s) / 60
-    serve = {f"serve-{arm}": config(arm, 1, chosen[arm], (1, 0)) for arm in ARMS if arm != "learn"}
+    serve = {f"serve-{arm}": config(arm, 1, chosen[arm], (1, 0), learn[1]) for arm in ARMS if arm != "learn"}
     ARCHIVE.train(args.store, serve, args.threads, runs["learn"], record=False)
     torch.set_num_threads(1)  # the timings below: one thread, as every training run
     serving = serving_seconds(args.store, list(serve))
