@@ -46,13 +46,18 @@ class Archive:
         self.notes: list[str] = []  # what the tables should say: a retrained run that differs from its archive
 
     def train(self, store_path: Path, configs: dict[str, TrainConfig], threads: int,
-              needs: dict[str, TrainConfig] | None = None, record: bool = True) -> dict[str, dict[str, Any]]:
+              needs: dict[str, TrainConfig] | None = None, record: bool = True,
+              evaluate: Callable[[Path, str], pd.DataFrame] | None = None) -> dict[str, dict[str, Any]]:
         """Each run's summary: archived runs are read back, the others trained side by side on Ray and archived as
         each lands, so a stop loses little (``record=False``: neither, for runs that exist only to be timed on this
-        machine). A teacher or partner those runs read that the store lacks is trained first from ``needs``, and
-        checked: a retrained run must reach its archived validation value, else a note says by how much."""
+        machine). Final runs pass ``evaluate`` (their per-user test values): such a run is archived whole, summary
+        and values as it lands, because its weights do not outlive the machine; one archived without its values
+        (stopped in between) is evaluated from the store, or trained again where the store lacks it. A teacher or
+        partner those runs read that the store lacks is trained first from ``needs``, and checked: a retrained
+        run must reach its archived validation value, else a note says by how much."""
         needs = needs or {}
-        summaries = {name: s for name, c in configs.items() if record and (s := self.summary(name, c)) is not None}
+        summaries = {name: s for name, c in configs.items() if record and (s := self.summary(name, c)) is not None
+                     and (evaluate is None or self.per_user(name, c) is not None)}
         todo = {name: c for name, c in configs.items() if name not in summaries}
         readers = {name for c in todo.values() for name in (c.teacher, c.partner) if name}
         with Store.open(store_path) as store:
@@ -63,14 +68,18 @@ class Archive:
             if archived is not None and abs(archived["best_valid"] - summary["best_valid"]) > 1e-9:
                 self.notes.append(f"- {name}, trained again as a teacher or partner, reached validation "
                                   f"{summary['best_valid']:.6f} against {archived['best_valid']:.6f} archived.")
-        return summaries | self._train(store_path, todo, threads, record)
+        return summaries | self._train(store_path, todo, threads, record, evaluate)
 
-    def _train(self, store_path: Path, configs: dict[str, TrainConfig], threads: int,
-               record: bool) -> dict[str, dict[str, Any]]:
+    def _train(self, store_path: Path, configs: dict[str, TrainConfig], threads: int, record: bool,
+               evaluate: Callable[[Path, str], pd.DataFrame] | None = None) -> dict[str, dict[str, Any]]:
         def keep(name: str, error: str | None, done: int, total: int) -> None:
-            if record and error is None and self.summary(name, configs[name]) is None:
+            if not record or error is not None:
+                return
+            if self.summary(name, configs[name]) is None:
                 with Store.open(store_path) as store:
                     self.add(name, configs[name], store.run(name).summary)  # type: ignore[union-attr]
+            if evaluate is not None and self.per_user(name, configs[name]) is None:
+                self.add_per_user(name, evaluate(store_path, name))
 
         for name, config in configs.items():  # trained here on other inputs (older shipped profiles): again
             if is_stale(store_path, config, name):

@@ -147,7 +147,8 @@ def run_arm(store_path: Path, arm: str, seeds: list[int],
     # the default split's seed 1 is the search's run of the chosen rate (the same configuration: trained once)
     runs = {split: {(f"{arm}-tune-{lr:g}" if (split, seed) == ("default", 1) else f"{arm}-{split}-s{seed}"):
                     config(arm, split, seed, lr, epochs) for seed in seeds} for split in SPLITS}
-    ARCHIVE.train(store_path, {name: c for named in runs.values() for name, c in named.items()}, threads=1)
+    ARCHIVE.train(store_path, {name: c for named in runs.values() for name, c in named.items()}, threads=1,
+                  evaluate=per_user)
     print(arm, "chose lr", lr, scores, flush=True)
     return lr, runs
 

@@ -159,7 +159,8 @@ def finals(store_path: Path, chosen: dict[str, dict[str, float]], seeds: list[in
     search's run, already trained)."""
     runs = {arm: {run_name(arm, seed, chosen[arm]): config(arm, seed, chosen[arm], epochs, learn.get(seed, ""))
                   for seed in seeds} for arm in chosen}
-    ARCHIVE.train(store_path, {name: c for named in runs.values() for name, c in named.items()}, threads, needs)
+    ARCHIVE.train(store_path, {name: c for named in runs.values() for name, c in named.items()}, threads, needs,
+                  evaluate=per_user)
     return runs
 
 
