@@ -85,9 +85,11 @@ class Archive:
             if is_stale(store_path, config, name):
                 with Store.open(store_path) as store:
                     store.delete_run(name)
-        summaries = train_runs(store_path, configs, threads=threads, on_done=keep) if configs else {}
-        for name in summaries:  # runs the store had finished before: archived too
+        with Store.open(store_path) as store:  # runs the store had finished before: archived first
+            finished = [name for name in configs if (run := store.run(name)) is not None and run.status == "finished"]
+        for name in finished:
             keep(name, None, 0, 0)
+        summaries = train_runs(store_path, configs, threads=threads, on_done=keep) if configs else {}
         return summaries
 
     def evaluated(self, store_path: Path, run: str, config: TrainConfig,
@@ -110,7 +112,10 @@ class Archive:
         return entry["summary"] if entry.get("key") == self._key(config) else None
 
     def add(self, name: str, config: TrainConfig, summary: dict[str, Any]) -> None:
+        """Archive run ``name``'s summary; per-user values of an earlier run of that name (another configuration)
+        are removed, never read as this run's."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / f"{name}.csv.gz").unlink(missing_ok=True)
         text = json.dumps({"key": self._key(config), "config": config.to_dict(), "summary": summary}, indent=1,
                           sort_keys=True, default=str)
         _write(self.folder / f"{name}.json", text.encode("utf-8"))
