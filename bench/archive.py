@@ -57,7 +57,7 @@ class Archive:
         run must reach its archived validation value, else a note says by how much."""
         needs = needs or {}
         summaries = {name: s for name, c in configs.items() if record and (s := self.summary(name, c)) is not None
-                     and (evaluate is None or self.per_user(name, c) is not None)}
+                     and (evaluate is None or self.has_per_user(name, c))}
         todo = {name: c for name, c in configs.items() if name not in summaries}
         readers = {name for c in todo.values() for name in (c.teacher, c.partner) if name}
         with Store.open(store_path) as store:
@@ -78,7 +78,7 @@ class Archive:
             if self.summary(name, configs[name]) is None:
                 with Store.open(store_path) as store:
                     self.add(name, configs[name], store.run(name).summary)  # type: ignore[union-attr]
-            if evaluate is not None and self.per_user(name, configs[name]) is None:
+            if evaluate is not None and not self.has_per_user(name, configs[name]):
                 self.add_per_user(name, evaluate(store_path, name))
 
         for name, config in configs.items():  # trained here on other inputs (older shipped profiles): again
@@ -96,7 +96,7 @@ class Archive:
                   evaluate: Callable[[Path, str], pd.DataFrame]) -> pd.DataFrame:
         """A final run's per-user test values, ``evaluate(store_path, run)`` once, then from the archive (read back
         either way, so fresh and archived runs give the same types)."""
-        if self.per_user(run, config) is None:
+        if not self.has_per_user(run, config):
             self.add_per_user(run, evaluate(store_path, run))
         return self.per_user(run, config)  # type: ignore[return-value]
 
@@ -120,12 +120,15 @@ class Archive:
                           sort_keys=True, default=str)
         _write(self.folder / f"{name}.json", text.encode("utf-8"))
 
+    def has_per_user(self, name: str, config: TrainConfig) -> bool:
+        """Whether run ``name`` trained with ``config`` has its per-user test values archived (without reading them)."""
+        return self.summary(name, config) is not None and (self.folder / f"{name}.csv.gz").is_file()
+
     def per_user(self, name: str, config: TrainConfig) -> pd.DataFrame | None:
         """Archived per-user test values of a final run (None if absent or stale)."""
-        path = self.folder / f"{name}.csv.gz"
-        if self.summary(name, config) is None or not path.is_file():
+        if not self.has_per_user(name, config):
             return None
-        return pd.read_csv(path, dtype={"user_id": str})
+        return pd.read_csv(self.folder / f"{name}.csv.gz", dtype={"user_id": str})
 
     def add_per_user(self, name: str, frame: pd.DataFrame) -> None:
         text = frame.to_csv(index=False, float_format="%.17g")  # every digit: the tables recompute from it

@@ -19,9 +19,9 @@ film, no ratings), joined to "Title: ... Year: ... Genres: ...".
 
 Search, on validation NDCG@10 with seed 1, the same size for every arm (two settings): SASRec's and LEARN's
 learning rate; then, at SASRec's chosen rate, LLM-KT's alpha and each distillation's weight lambda. The chosen
-setting runs with seeds 1-5 (seed 1's run is the search's own); test is read once per final run. Every SASRec arm has the same schedule: up to
-EPOCHS epochs with its knowledge term (the baseline: its own loss), then up to FINETUNE epochs of its own loss with
-a fresh optimizer, patience PATIENCE on validation NDCG@10.
+setting runs with seeds 1-5 (seed 1's run is the search's own); test is read once per final run. Every SASRec arm
+has the same schedule: up to EPOCHS epochs with its knowledge term (the baseline: its own loss), then up to
+FINETUNE epochs of its own loss with a fresh optimizer, patience PATIENCE on validation NDCG@10.
 
 Cost: training seconds and epochs per arm (mean over seeds); SASRec's training epoch inside kt against RecBole's
 own trainer on the same data and model (epochs alternating in one process, one untimed warm-up each); serving: the
@@ -138,10 +138,15 @@ def config(arm: str, seed: int, knobs: dict[str, float], epochs: tuple[int, int]
     return TrainConfig(model="sasrec", **common)
 
 
+def learn_runs(needs: dict[str, TrainConfig]) -> dict[int, str]:
+    """LEARN's final run of each seed (the distillation arms' teacher or partner) among ``needs``."""
+    return {c.seed: name for name, c in needs.items() if c.model == "learn"}
+
+
 def search(store_path: Path, arms: list[str], base: dict[str, dict[str, float]], epochs: tuple[int, int],
-           threads: int, needs: dict[str, TrainConfig], learn: dict[int, str]) -> dict[str, dict[str, float]]:
-    """Each arm's two settings on seed 1, trained side by side; the knobs with the best validation NDCG@10.
-    ``learn``: LEARN's final run of each seed (the distillation arms' teacher or partner)."""
+           threads: int, needs: dict[str, TrainConfig]) -> dict[str, dict[str, float]]:
+    """Each arm's two settings on seed 1, trained side by side; the knobs with the best validation NDCG@10."""
+    learn = learn_runs(needs)
     tries = {(arm, value): {**base.get(arm, {}), SEARCH[arm][0]: value} for arm in arms for value in SEARCH[arm][1]}
     done = ARCHIVE.train(store_path, {run_name(arm, 1, knobs): config(arm, 1, knobs, epochs, learn.get(1, ""))
                                       for (arm, _), knobs in tries.items()}, threads, needs)
@@ -154,9 +159,10 @@ def search(store_path: Path, arms: list[str], base: dict[str, dict[str, float]],
 
 
 def finals(store_path: Path, chosen: dict[str, dict[str, float]], seeds: list[int], epochs: tuple[int, int],
-           threads: int, needs: dict[str, TrainConfig], learn: dict[int, str]) -> dict[str, dict[str, TrainConfig]]:
+           threads: int, needs: dict[str, TrainConfig]) -> dict[str, dict[str, TrainConfig]]:
     """The chosen settings of each arm with every seed, side by side: {arm: {run name: config}} (seed 1: the
     search's run, already trained)."""
+    learn = learn_runs(needs)
     runs = {arm: {run_name(arm, seed, chosen[arm]): config(arm, seed, chosen[arm], epochs, learn.get(seed, ""))
                   for seed in seeds} for arm in chosen}
     ARCHIVE.train(store_path, {name: c for named in runs.values() for name, c in named.items()}, threads, needs,
@@ -261,21 +267,20 @@ def main() -> None:
     facts = prepare(args.store)
     # Two rounds: SASRec and LEARN (the teacher and partner of the distillation arms), then the knowledge arms at
     # SASRec's learning rate; each round searches on seed 1 and then trains its finals, runs side by side on Ray.
-    chosen = search(args.store, ["sasrec", "learn"], {}, epochs, args.threads, {}, {})
-    runs = finals(args.store, chosen, seeds, epochs, args.threads, {}, {})
-    learn = {seed: run_name("learn", seed, chosen["learn"]) for seed in seeds}
+    chosen = search(args.store, ["sasrec", "learn"], {}, epochs, args.threads, {})
+    runs = finals(args.store, chosen, seeds, epochs, args.threads, {})
     knowledge = ["sasrec+llmkt", "sasrec+kd", "sasrec+llmd4rec"]
     chosen |= search(args.store, knowledge, {arm: chosen["sasrec"] for arm in knowledge}, epochs, args.threads,
-                     runs["learn"], learn)
-    runs |= finals(args.store, {arm: chosen[arm] for arm in knowledge}, seeds, epochs, args.threads, runs["learn"],
-                   learn)
+                     runs["learn"])
+    runs |= finals(args.store, {arm: chosen[arm] for arm in knowledge}, seeds, epochs, args.threads, runs["learn"])
     frames = {arm: [ARCHIVE.evaluated(args.store, name, c, per_user) for name, c in runs[arm].items()]
               for arm in ARMS}
     results = seedstats.table(frames, "all", METRICS, REFERENCE)
     spent = costs(runs)
     finished = [ARCHIVE.summary(name, c) for named in runs.values() for name, c in named.items()]
     minutes = sum(s["seconds"] for s in finished if s) / 60
-    serve = {f"serve-{arm}": config(arm, 1, chosen[arm], (1, 0), learn[1]) for arm in ARMS if arm != "learn"}
+    teacher = learn_runs(runs["learn"])[1]
+    serve = {f"serve-{arm}": config(arm, 1, chosen[arm], (1, 0), teacher) for arm in ARMS if arm != "learn"}
     ARCHIVE.train(args.store, serve, args.threads, runs["learn"], record=False)
     torch.set_num_threads(1)  # the timings below: one thread, as every training run
     serving = serving_seconds(args.store, list(serve))
