@@ -70,6 +70,32 @@ def test_a_position_sees_only_itself_and_earlier_items(session) -> None:
         assert torch.isfinite(base).all()
 
 
+def test_the_fine_tune_softmax_leaves_out_items_no_one_trained_on(session) -> None:
+    """A new item is not in the catalogue while the model trains: the full softmax must not learn it away as an
+    ever-losing negative. The loss must not change when a cold item's content does, and must when a warm one's does."""
+    model = session.model
+    cold = torch.nonzero(model.untrained).flatten()
+    cold, warm = cold[cold > 0], torch.nonzero(~model.untrained).flatten()
+    assert len(cold) > 100 and len(warm) > 1000  # ~20% of ml-100k's 1,682 items are cold
+    batch = next(model.batches())
+
+    def loss_with(items: torch.Tensor | None) -> float:
+        saved = model.content.clone()
+        if items is not None:
+            model.content[items] = torch.nn.functional.normalize(torch.randn(len(items), saved.shape[1]), dim=-1)
+        model.train(False)  # no dropout; also drops the item cache
+        model.loss_mode = "full"
+        with torch.no_grad():
+            value = float(model.calculate_loss(batch))
+        model.content.copy_(saved)
+        model.loss_mode = "contrastive"
+        return value
+
+    base = loss_with(None)
+    assert loss_with(cold) == pytest.approx(base, abs=1e-6)
+    assert abs(loss_with(warm[-200:]) - base) > 1e-3
+
+
 def test_cold_items_are_ranked_far_above_an_id_model(store: Path) -> None:
     ok_json(kt("eval", "learn", "bpr", "--k", "10,50", "--store", store, "--json"))
     table = ok_json(kt("compare", "learn", "bpr", "--k", "10,50", "--slice", "cold", "--store", store, "--json"))

@@ -14,8 +14,11 @@ the item that follows it, so each training interaction but a user's first is a t
 fraction of the cost of one forward pass per target (RecBole's sequential augmentation). Loss
 ``contrastive``: a softmax over the distinct target items of the batch (other users' targets are the
 negatives; a target equal to the row's own is the same column, so duplicates are never negatives);
-``full``: a softmax over every item, the user's other training items masked (the optional fine-tune; the
-``learn`` method switches to it in the fine-tune phase). Batches are ``train_batch_size`` chunks, made by
+``full``: a softmax over every item the training part shows, the user's other training items masked (the
+optional fine-tune; the ``learn`` method switches to it in the fine-tune phase). Items no training history holds
+(the ``cold-items`` split's new items, or items rated only late in a time split) are left out of that softmax as
+they are out of the contrastive one: a new item is not in the catalogue when the model trains, and as an
+ever-losing negative it would be learned away (with item profiles, LEARN ranked cold items near 0 that way). Batches are ``train_batch_size`` chunks, made by
 :meth:`Learn.batches` rather than RecBole's interaction loader.
 
 Histories and content are given after construction by the ``learn`` method (methods/learn.py), which reads
@@ -79,6 +82,9 @@ class Learn(GeneralRecommender):
         users, items = users[order], items[order]
         offsets = np.searchsorted(users, np.arange(self.n_users + 1))
         self.register_buffer("sequence", torch.from_numpy(items).to(device), persistent=False)
+        untrained = torch.ones(self.n_items, dtype=torch.bool)
+        untrained[torch.from_numpy(items)] = False  # padding (0) and items no training history holds
+        self.register_buffer("untrained", untrained.to(device), persistent=False)
         self.register_buffer("offsets", torch.from_numpy(offsets).to(device), persistent=False)
         # Chunks, from each sequence's end backwards: targets at ranks [end - max_history, end), end > 1.
         lengths = np.diff(offsets)
@@ -174,7 +180,7 @@ class Learn(GeneralRecommender):
         scale = self.log_scale.exp()
         if self.loss_mode == "full":
             logits = scale * predicted @ self.item_vectors().T
-            logits[:, 0] = -torch.inf
+            logits[:, self.untrained] = -torch.inf
             rows = users.unsqueeze(1).expand_as(padding)[valid]
             return F.cross_entropy(logits.masked_fill(self._seen_mask(rows, targets), -torch.inf), targets)
         candidates, labels = torch.unique(targets, return_inverse=True)
