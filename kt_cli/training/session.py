@@ -77,8 +77,8 @@ class Session:
         self.parts = recbole_adapter.build(self.spec, config_dict, config.seed)
         self.model = self.parts.model
         rows = inputs.split_rows
-        self._users = self.parts.internal_ids("user", rows["user_id"].tolist())
-        self._items = self.parts.internal_ids("item", rows["item_id"].tolist())
+        self._users = self.parts.internal_ids("user", rows["user_id"])
+        self._items = self.parts.internal_ids("item", rows["item_id"])
         self._parts = rows["part"].to_numpy()
         self.method: Method = config.method_spec.load()(self)
 
