@@ -6,10 +6,13 @@ pays off on new and long-tail items. This bench measures it on ml-100k with two 
 user's ratings in time order, 70/10/20) and ``cold-items`` (20% of items, drawn with split seed 42, have every
 rating moved to validation and test; the rest split as the default). Arms:
 
+- random: a uniform random score per user and item (seeded): the chance level, the figure "ranks cold items at
+  random" means;
 - pop: training popularity (the same list for everyone);
 - content-knn: item-item cosine in the MiniLM content space, summed over the user's training items (no
   training; the content baseline LEARN must beat to show that alignment adds anything);
-- bpr, multvae: ID models (they can only rank a cold item by its untrained embedding, i.e. at random);
+- bpr, multvae: ID models (RecBole's, unchanged: a cold item is only ever a sampled negative of BPR and a
+  never-positive column of MultVAE's softmax, so both learn to rank cold items last, below chance);
 - learn-minilm: LEARN's towers over all-MiniLM-L6-v2 embeddings of "Title: ... Year: ... Genres: ...";
 - learn-llm: the same over a frozen LLM's embeddings of the same texts (Qwen2.5-Coder-1.5B through llama.cpp,
   mean-pooled last layer, L2-normalised: LEARN's CEX);
@@ -60,7 +63,8 @@ from kt_cli.training.config import TrainConfig  # noqa: E402
 DATASET = "ml-100k"
 SPLITS = {"default": "0.7,0.1,0.2", "cold-items": "cold-items"}
 TRAINED = ("bpr", "multvae", "learn-minilm", "learn-llm", "learn-profiles")
-ARMS = ("pop", "content-knn") + TRAINED
+FIXED = ("random", "pop", "content-knn")  # no training: one value each
+ARMS = FIXED + TRAINED
 SETS = {"learn-minilm": "items-minilm", "learn-llm": "items-llm", "learn-profiles": "items-profiles"}
 REFERENCE = "learn-minilm"
 LEARNING_RATES = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)  # every arm chose 2e-3 from the first three: widened
@@ -106,7 +110,7 @@ def config(arm: str, split: str, seed: int, lr: float, epochs: tuple[int, int]) 
 
 
 class _Fixed(torch.nn.Module):
-    """A scorer without training (pop, content kNN) in the shape kt's evaluator asks for."""
+    """A scorer without training (random, pop, content kNN) in the shape kt's evaluator asks for."""
 
     def __init__(self, scores) -> None:
         super().__init__()
@@ -118,7 +122,7 @@ class _Fixed(torch.nn.Module):
 
 
 def fixed_arms(store_path: Path, run: str) -> dict[str, pd.DataFrame]:
-    """Per-user metrics of pop and content kNN on the split and id mapping of ``run`` (any run of that split: its
+    """Per-user metrics of the untrained arms (FIXED) on the split and id mapping of ``run`` (any run of that split: its
     weights are not read)."""
     session = trained_session(store_path, run)
     counts = torch.from_numpy(session.item_train_counts()).float()
@@ -132,7 +136,9 @@ def fixed_arms(store_path: Path, run: str) -> dict[str, pd.DataFrame]:
     history = torch.zeros((session.parts.num("user"), content.shape[1]))
     for user, items in zip(truth.users, truth.positives):
         history[user] = content[torch.from_numpy(items)].sum(0)
-    scorers = {"pop": lambda users: counts.repeat(len(users), 1), "content-knn": lambda users: history[users] @ content.T}
+    noise = torch.rand((len(history), content.shape[0]), generator=torch.Generator().manual_seed(0))
+    scorers = {"random": lambda users: noise[users], "pop": lambda users: counts.repeat(len(users), 1),
+               "content-knn": lambda users: history[users] @ content.T}
     tables = {}
     for arm, scores in scorers.items():
         session.model = _Fixed(scores)
@@ -184,10 +190,12 @@ def verdicts(results: dict[str, dict[str, dict]]) -> list[str]:
         id_value = rows[ids]["ndcg@10"]["mean"]  # near 0 on cold items, where a ratio is mostly noise
         ratio = ("the ID model at 0" if id_value < 1e-6 else
                  f"{rows[learn]['ndcg@10']['mean'] / id_value:.2f}x" + (", the ID model near 0" if id_value < 1e-3 else ""))
+        chance = rows["random"]["ndcg@10"]["mean"]
         lines.append(f"- **{split}, {item_slice}**: best NDCG@10 {best} ({rows[best]['ndcg@10']['mean']:.4f}); best "
                      f"LEARN arm {learn} {rows[learn]['ndcg@10']['mean']:.4f} against the best ID model {ids} "
-                     f"{id_value:.4f} ({ratio}); content kNN "
-                     f"{rows['content-knn']['ndcg@10']['mean']:.4f}, popularity {rows['pop']['ndcg@10']['mean']:.4f}.")
+                     f"{id_value:.4f} ({ratio}); content kNN {rows['content-knn']['ndcg@10']['mean']:.4f}, "
+                     f"popularity {rows['pop']['ndcg@10']['mean']:.4f}, random {chance:.4f}"
+                     + (f" (best LEARN arm {rows[learn]['ndcg@10']['mean'] / chance:.0f}x chance)." if chance > 0 else "."))
     return lines
 
 
@@ -240,7 +248,7 @@ def main() -> None:
         mapping = {f"bpr-{split}-map": config("bpr", split, 1, chosen["bpr"], (1, 0))}  # the split's id mapping
         ARCHIVE.train(args.store, mapping, threads=1, record=False)
         fixed = fixed_arms(args.store, next(iter(mapping)))
-        frames = {**{arm: [fixed[arm]] for arm in ("pop", "content-knn") if arm in arms}, **frames}
+        frames = {**{arm: [fixed[arm]] for arm in FIXED if arm in arms}, **frames}
         for item_slice in SLICES[split]:
             results[(split, item_slice)] = seedstats.table(frames, item_slice, METRICS, REFERENCE)
     finished = [ARCHIVE.summary(name, c) for named in runs.values() for split in named.values()
@@ -254,7 +262,7 @@ def main() -> None:
             f"Generated by `python bench/learn.py` ({minutes:.0f} training minutes in the final runs, two side by side "
             "at one thread each on 2-core machines with nothing else running; a run finished in an earlier session is "
             "read from bench/archive/learn/); do not edit the tables by hand.",
-            "", "Setting: " + __doc__.split("\n\n")[1].replace("\n", " "), "",
+            "", "Setting: " + __doc__.split("\n\n")[1].replace("\n", " "), "", __doc__.split("\n\n")[2], "",
             f"Search: learning rate {LEARNING_RATES} on validation NDCG@10 (seed 1, default split); chosen: "
             + ", ".join(f"{a} {lr:g}" + (" (grid edge)" if lr in (LEARNING_RATES[0], LEARNING_RATES[-1]) else "")
                         for a, lr in chosen.items()) + " (the default split's seed-1 final is that search run)"
@@ -264,7 +272,7 @@ def main() -> None:
             f"{facts['items_with_profile']} of 1,682 items. LLM encoder: "
             + (f"{facts['llm_texts_per_second']:.1f} texts/s (2 threads)." if facts["llm_texts_per_second"]
                else "set already stored (speed measured on its first run)."), "",
-            "Each cell: mean ± std over seeds (pop and content kNN: deterministic, one value); in brackets the change "
+            "Each cell: mean ± std over seeds (random, pop and content kNN: one value); in brackets the change "
             f"against {REFERENCE}, `*` = Holm-adjusted p < 0.05 over users and over seeds.", "",
             "![NDCG@10 by arm](results-learn.svg)", "", "## Measured", "",
         ]
