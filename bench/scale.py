@@ -92,15 +92,21 @@ def _store(work: Path, size: str) -> Path:
     return work / f"scale-{size}.duckdb"
 
 
+def _remove_store(store: Path) -> None:
+    """A store, its WAL and its artifacts gone, so a rerun measures the same work as the first run."""
+    shutil.rmtree(store.with_suffix(".artifacts"), ignore_errors=True)
+    for path in (store, store.with_name(store.name + ".wal")):
+        path.unlink(missing_ok=True)
+
+
 def stage_register(work: Path, size: str) -> dict[str, Any]:
     from kt_cli.datasets.registry import register_dataset
     from kt_cli.store import Store
 
     folder = synthetic(work / "data", f"syn{size}", SIZES[size])
-    store = _store(work, size)  # a rerun measures the same work: no store, split, export or cache left over
-    shutil.rmtree(store.with_suffix(".artifacts"), ignore_errors=True)
-    for old in (store, store.with_name(store.name + ".wal"), *work.glob(f"run-{size}-*")):
-        shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
+    _remove_store(_store(work, size))  # no store, split, export or dataset cache left over
+    for run_dir in work.glob(f"run-{size}-*"):
+        shutil.rmtree(run_dir)
     start = time.perf_counter()
     with Store.open(_store(work, size)) as store:
         row = register_dataset(store, f"syn{size}", folder)
@@ -223,8 +229,7 @@ def stage_batch(work: Path, size: str, users: int = BATCH_USERS) -> dict[str, An
 
     folder = synthetic(work / "data", "synbatch", users * 20, users=users)
     store_path = work / f"scale-batch-{users}.duckdb"
-    for old in (store_path, store_path.with_name(store_path.name + ".wal")):  # a rerun writes every request again
-        old.unlink(missing_ok=True)
+    _remove_store(store_path)  # a rerun writes every request again
     job = ProfileJob("synbatch", "user", load_template("user", domain="movies"), "qwen2.5-coder-1.5b", "openai")
     requests, results = work / "requests.jsonl", work / "results.jsonl"
     with Store.open(store_path) as store:

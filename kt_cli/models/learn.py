@@ -18,7 +18,8 @@ negatives; a target equal to the row's own is the same column, so duplicates are
 optional fine-tune; the ``learn`` method switches to it in the fine-tune phase). Items no training history holds
 (the ``cold-items`` split's new items, or items rated only late in a time split) are left out of that softmax as
 they are out of the contrastive one: a new item is not in the catalogue when the model trains, and as an
-ever-losing negative it would be learned away (with item profiles, LEARN ranked cold items near 0 that way). Batches are ``train_batch_size`` chunks, made by
+ever-losing negative it would be learned away (with item profiles, LEARN ranked cold items near 0 that way).
+Batches are ``train_batch_size`` chunks, made by
 :meth:`Learn.batches` rather than RecBole's interaction loader.
 
 Histories and content are given after construction by the ``learn`` method (methods/learn.py), which reads
