@@ -19,7 +19,10 @@ rating moved to validation and test; the rest split as the default). Arms:
 - learn-profiles: the same over MiniLM embeddings of each item's text followed by its shipped LLM profile.
 
 Every trained arm gets the same search: five learning rates (5e-4 to 8e-3, doubling) on validation NDCG@10 with
-seed 1 on the default split, then the chosen one with seeds 1-5 on both splits, test read once per final run.
+seed 1 on the default split; then, for LEARN, which items its fine-tune softmax covers (``softmax_items``: the
+items training histories hold, or all of them as ID models see them; models/learn.py), chosen on each split's
+validation with seed 1 at that rate; then the chosen setting with seeds 1-5 on both splits, test read once per
+final run.
 Reported on each split and item slice (all, warm, cold; the long tail on the default split): NDCG and Recall
 at 10 and 50, mean ± std over seeds, each arm against learn-minilm by a paired t-test over users (per-user
 values averaged over seeds) and a Welch t-test over seed means, Holm-adjusted over the four metrics.
@@ -38,6 +41,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -67,6 +71,7 @@ FIXED = ("random", "pop", "content-knn")  # no training: one value each
 ARMS = FIXED + TRAINED
 SETS = {"learn-minilm": "items-minilm", "learn-llm": "items-llm", "learn-profiles": "items-profiles"}
 REFERENCE = "learn-minilm"
+SOFTMAX = ("trained", "all")  # LEARN's softmax_items; the first is the model's default
 LEARNING_RATES = (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)  # every arm chose 2e-3 from the first three: widened
 EPOCHS, FINETUNE, PATIENCE = 100, 30, 5
 # The ID models get RecBole's default patience (and bench/llmkt.py's for MultVAE): at 5, three of MultVAE's five
@@ -101,12 +106,17 @@ def prepare(store_path: Path, arms: list[str]) -> dict[str, float]:
     return facts
 
 
-def config(arm: str, split: str, seed: int, lr: float, epochs: tuple[int, int]) -> TrainConfig:
-    common = dict(dataset=DATASET, seed=seed, split=SPLITS[split], distill_epochs=epochs[0], recbole={"learning_rate": lr})
+def config(arm: str, split: str, seed: int, lr: float, epochs: tuple[int, int], softmax: str = SOFTMAX[0]) -> TrainConfig:
+    recbole = {"learning_rate": lr} | ({} if softmax == SOFTMAX[0] else {"softmax_items": softmax})
+    common = dict(dataset=DATASET, seed=seed, split=SPLITS[split], distill_epochs=epochs[0], recbole=recbole)
     if arm in SETS:
         return TrainConfig(model="learn", item_knowledge=SETS[arm], finetune_epochs=epochs[1], patience=PATIENCE,
                            **common)
     return TrainConfig(model=arm, finetune_epochs=0, patience=ID_PATIENCE, **common)  # one phase: their own loss
+
+
+def name(arm: str, split: str, seed: int, softmax: str = SOFTMAX[0]) -> str:
+    return f"{arm}-{split}" + ("" if softmax == SOFTMAX[0] else f"-{softmax}") + f"-s{seed}"
 
 
 class _Fixed(torch.nn.Module):
@@ -146,21 +156,43 @@ def fixed_arms(store_path: Path, run: str) -> dict[str, pd.DataFrame]:
     return tables
 
 
+@dataclass
+class Choice:
+    """What an arm's searches chose, with the validation NDCG@10 of each candidate."""
+    lr: float
+    rates: dict[float, float]
+    softmax: dict[str, str] = field(default_factory=dict)  # {split: setting}; LEARN arms only
+    softmax_valid: dict[str, dict[str, float]] = field(default_factory=dict)  # {split: {setting: NDCG@10}}
+
+
 def run_arm(store_path: Path, arm: str, seeds: list[int],
-            epochs: tuple[int, int]) -> tuple[float, dict[str, dict[str, TrainConfig]]]:
-    """Search the learning rate on the default split's validation (seed 1), then the finals on both splits
-    ({split: {run: config}}); each stage's runs side by side on a local Ray, archived."""
-    done = ARCHIVE.train(store_path, {f"{arm}-tune-{lr:g}": config(arm, "default", 1, lr, epochs)
-                                      for lr in LEARNING_RATES}, threads=1)
-    scores = {lr: done[f"{arm}-tune-{lr:g}"]["best_valid"] for lr in LEARNING_RATES}
-    lr = max(scores, key=scores.get)
-    # the default split's seed 1 is the search's run of the chosen rate (the same configuration: trained once)
-    runs = {split: {(f"{arm}-tune-{lr:g}" if (split, seed) == ("default", 1) else f"{arm}-{split}-s{seed}"):
-                    config(arm, split, seed, lr, epochs) for seed in seeds} for split in SPLITS}
-    ARCHIVE.train(store_path, {name: c for named in runs.values() for name, c in named.items()}, threads=1,
+            epochs: tuple[int, int]) -> tuple[Choice, dict[str, dict[str, TrainConfig]]]:
+    """Search the learning rate on the default split's validation (seed 1), for LEARN the softmax's items on each
+    split's validation (seed 1), then the finals on both splits ({split: {run: config}}); each stage's runs side by
+    side on a local Ray, archived."""
+    tune = {lr: f"{arm}-tune-{lr:g}" for lr in LEARNING_RATES}
+    done = ARCHIVE.train(store_path, {run: config(arm, "default", 1, lr, epochs) for lr, run in tune.items()},
+                         threads=1)
+    rates = {lr: done[run]["best_valid"] for lr, run in tune.items()}
+    choice = Choice(max(rates, key=rates.get), rates)
+
+    def named(split: str, seed: int, softmax: str = SOFTMAX[0]) -> str:
+        # the default split's seed 1 is the search's run of the chosen rate (the same configuration: trained once)
+        return tune[choice.lr] if (split, seed, softmax) == ("default", 1, SOFTMAX[0]) else name(arm, split, seed, softmax)
+
+    if arm in SETS:
+        probes = {named(split, 1, sm): config(arm, split, 1, choice.lr, epochs, sm) for split in SPLITS for sm in SOFTMAX}
+        done = ARCHIVE.train(store_path, probes, threads=1, evaluate=per_user)  # most are finals too: kept whole
+        for split in SPLITS:
+            choice.softmax_valid[split] = {sm: done[named(split, 1, sm)]["best_valid"] for sm in SOFTMAX}
+            choice.softmax[split] = max(SOFTMAX, key=choice.softmax_valid[split].get)
+    runs = {split: {named(split, seed, choice.softmax.get(split, SOFTMAX[0])):
+                    config(arm, split, seed, choice.lr, epochs, choice.softmax.get(split, SOFTMAX[0]))
+                    for seed in seeds} for split in SPLITS}
+    ARCHIVE.train(store_path, {run: c for named_runs in runs.values() for run, c in named_runs.items()}, threads=1,
                   evaluate=per_user)
-    print(arm, "chose lr", lr, scores, flush=True)
-    return lr, runs
+    print(arm, "chose", choice, flush=True)
+    return choice, runs
 
 
 def per_user(store_path: Path, run: str) -> pd.DataFrame:
@@ -197,6 +229,15 @@ def verdicts(results: dict[str, dict[str, dict]]) -> list[str]:
                      f"popularity {rows['pop']['ndcg@10']['mean']:.4f}, random {chance:.4f}"
                      + (f" (best LEARN arm {rows[learn]['ndcg@10']['mean'] / chance:.0f}x chance)." if chance > 0 else "."))
     return lines
+
+
+def softmax_line(chosen: dict[str, Choice]) -> str:
+    """LEARN's softmax choice per arm and split, with the validation NDCG@10 that made it."""
+    parts = [f"{arm} {split}: {c.softmax[split]} ("
+             + ", ".join(f"{sm} {v:.4f}" for sm, v in c.softmax_valid[split].items()) + ")"
+             for arm, c in chosen.items() if c.softmax for split in c.softmax]
+    return ("LEARN's fine-tune softmax items, chosen on each split's validation NDCG@10 (seed 1): " + "; ".join(parts)
+            + "." if parts else "")
 
 
 def capped(runs: dict[str, dict[str, dict[str, TrainConfig]]]) -> str:
@@ -245,7 +286,7 @@ def main() -> None:
     for split in SPLITS:
         frames = {arm: [ARCHIVE.evaluated(args.store, name, c, per_user) for name, c in runs[arm][split].items()]
                   for arm in runs}
-        mapping = {f"bpr-{split}-map": config("bpr", split, 1, chosen["bpr"], (1, 0))}  # the split's id mapping
+        mapping = {f"bpr-{split}-map": config("bpr", split, 1, chosen["bpr"].lr, (1, 0))}  # the split's id mapping
         ARCHIVE.train(args.store, mapping, threads=1, record=False)
         fixed = fixed_arms(args.store, next(iter(mapping)))
         frames = {**{arm: [fixed[arm]] for arm in FIXED if arm in arms}, **frames}
@@ -264,8 +305,9 @@ def main() -> None:
             "read from bench/archive/learn/); do not edit the tables by hand.",
             "", "Setting: " + __doc__.split("\n\n")[1].replace("\n", " "), "", __doc__.split("\n\n")[2], "",
             f"Search: learning rate {LEARNING_RATES} on validation NDCG@10 (seed 1, default split); chosen: "
-            + ", ".join(f"{a} {lr:g}" + (" (grid edge)" if lr in (LEARNING_RATES[0], LEARNING_RATES[-1]) else "")
-                        for a, lr in chosen.items()) + " (the default split's seed-1 final is that search run)"
+            + ", ".join(f"{a} {c.lr:g}" + (" (grid edge)" if c.lr in (LEARNING_RATES[0], LEARNING_RATES[-1]) else "")
+                        for a, c in chosen.items()) + " (the default split's seed-1 final is that search run). "
+            + softmax_line(chosen)
             + f". Up to {EPOCHS} epochs (LEARN: contrastive "
             f"alignment, then up to {FINETUNE} epochs of full-softmax fine-tuning), patience {PATIENCE} (ID models "
             f"{ID_PATIENCE}). {capped(runs)} Item profiles: "

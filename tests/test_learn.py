@@ -70,30 +70,40 @@ def test_a_position_sees_only_itself_and_earlier_items(session) -> None:
         assert torch.isfinite(base).all()
 
 
-def test_the_fine_tune_softmax_leaves_out_items_no_one_trained_on(session) -> None:
+def _full_loss(model, batch, items: torch.Tensor | None) -> float:
+    """The fine-tune loss of ``batch``, the content of ``items`` replaced by random vectors (None: as trained)."""
+    saved = model.content.clone()
+    if items is not None:
+        model.content[items] = torch.nn.functional.normalize(torch.randn(len(items), saved.shape[1]), dim=-1)
+    model.train(False)  # no dropout; also drops the item cache
+    model.loss_mode = "full"
+    with torch.no_grad():
+        value = float(model.calculate_loss(batch))
+    model.content.copy_(saved)
+    model.loss_mode = "contrastive"
+    return value
+
+
+def test_the_fine_tune_softmax_leaves_out_items_no_one_trained_on(store: Path, session) -> None:
     """A new item is not in the catalogue while the model trains: the full softmax must not learn it away as an
-    ever-losing negative. The loss must not change when a cold item's content does, and must when a warm one's does."""
+    ever-losing negative. The loss must not change when a cold item's content does, and must when a warm one's
+    does; with softmax_items=all (the ID models' view) a cold item's content counts."""
     model = session.model
     cold = torch.nonzero(model.untrained).flatten()
     cold, warm = cold[cold > 0], torch.nonzero(~model.untrained).flatten()
     assert len(cold) > 100 and len(warm) > 1000  # ~20% of ml-100k's 1,682 items are cold
     batch = next(model.batches())
+    base = _full_loss(model, batch, None)
+    assert _full_loss(model, batch, cold) == pytest.approx(base, abs=1e-6)
+    assert abs(_full_loss(model, batch, warm[-200:]) - base) > 1e-3
 
-    def loss_with(items: torch.Tensor | None) -> float:
-        saved = model.content.clone()
-        if items is not None:
-            model.content[items] = torch.nn.functional.normalize(torch.randn(len(items), saved.shape[1]), dim=-1)
-        model.train(False)  # no dropout; also drops the item cache
-        model.loss_mode = "full"
-        with torch.no_grad():
-            value = float(model.calculate_loss(batch))
-        model.content.copy_(saved)
-        model.loss_mode = "contrastive"
-        return value
-
-    base = loss_with(None)
-    assert loss_with(cold) == pytest.approx(base, abs=1e-6)
-    assert abs(loss_with(warm[-200:]) - base) > 1e-3
+    other = trained_session(store, "learn").model  # a copy of its own: the module's session stays as trained
+    other.softmax_items = "all"
+    users = np.repeat(np.arange(other.n_users), np.diff(other.offsets.cpu().numpy()))
+    other.set_content(other.content.clone(), other.present, users, other.sequence.cpu().numpy())
+    assert torch.nonzero(other.untrained).flatten().tolist() == [0]  # padding alone
+    base = _full_loss(other, batch, None)
+    assert abs(_full_loss(other, batch, cold) - base) > 1e-3
 
 
 def test_cold_items_are_ranked_far_above_an_id_model(store: Path) -> None:

@@ -15,10 +15,14 @@ fraction of the cost of one forward pass per target (RecBole's sequential augmen
 ``contrastive``: a softmax over the distinct target items of the batch (other users' targets are the
 negatives; a target equal to the row's own is the same column, so duplicates are never negatives);
 ``full``: a softmax over every item the training part shows, the user's other training items masked (the
-optional fine-tune; the ``learn`` method switches to it in the fine-tune phase). Items no training history holds
-(the ``cold-items`` split's new items, or items rated only late in a time split) are left out of that softmax as
-they are out of the contrastive one: a new item is not in the catalogue when the model trains, and as an
-ever-losing negative it would be learned away (with item profiles, LEARN ranked cold items near 0 that way).
+optional fine-tune; the ``learn`` method switches to it in the fine-tune phase). ``softmax_items`` says which
+items that softmax covers. ``trained`` (the default): the items some training history holds; the others (the
+``cold-items`` split's new items, or items rated only late in a time split) are left out, as they are out of the
+contrastive one: a new item is not in the catalogue when the model trains, and as an ever-losing negative it
+would be learned away (with item profiles, LEARN ranked cold items near 0 that way). ``all``: every item of the
+dataset, as ID models see it; it teaches the towers that an item nobody rated in training is unlikely, which
+pays where such items are rare in the test part (the default split) and costs where they are the point (new
+items). Which one fits a split is a question for validation (bench/learn.py asks it per split).
 Batches are ``train_batch_size`` chunks, made by
 :meth:`Learn.batches` rather than RecBole's interaction loader.
 
@@ -40,6 +44,7 @@ from torch import nn
 from torch.nn import functional as F
 
 ITEM_TOWERS = ("shared", "mlp")
+SOFTMAX_ITEMS = ("trained", "all")
 
 
 class Learn(GeneralRecommender):
@@ -56,6 +61,9 @@ class Learn(GeneralRecommender):
         self.item_tower = str(config["item_tower"])
         if self.item_tower not in ITEM_TOWERS:
             raise ValueError(f"item_tower must be one of {', '.join(ITEM_TOWERS)}, not {self.item_tower!r}")
+        self.softmax_items = str(config["softmax_items"])
+        if self.softmax_items not in SOFTMAX_ITEMS:
+            raise ValueError(f"softmax_items must be one of {', '.join(SOFTMAX_ITEMS)}, not {self.softmax_items!r}")
         self.positions = nn.Embedding(self.max_history, self.hidden)
         layer = nn.TransformerEncoderLayer(self.hidden, self.n_heads, int(config["inner_size"]),
                                            float(config["dropout_prob"]), batch_first=True, norm_first=True)
@@ -83,8 +91,9 @@ class Learn(GeneralRecommender):
         users, items = users[order], items[order]
         offsets = np.searchsorted(users, np.arange(self.n_users + 1))
         self.register_buffer("sequence", torch.from_numpy(items).to(device), persistent=False)
-        untrained = torch.ones(self.n_items, dtype=torch.bool)
-        untrained[torch.from_numpy(items)] = False  # padding (0) and items no training history holds
+        untrained = torch.ones(self.n_items, dtype=torch.bool)  # left out of the full softmax: padding (0) and
+        covered = torch.from_numpy(items) if self.softmax_items == "trained" else slice(1, None)  # items no history holds
+        untrained[covered] = False
         self.register_buffer("untrained", untrained.to(device), persistent=False)
         self.register_buffer("offsets", torch.from_numpy(offsets).to(device), persistent=False)
         # Chunks, from each sequence's end backwards: targets at ranks [end - max_history, end), end > 1.

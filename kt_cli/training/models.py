@@ -80,7 +80,7 @@ MODELS: dict[str, ModelSpec] = {
                   implementation="kt_cli.models.learn:Learn", method="learn", settings={
                       "hidden_size": 64, "n_layers": 2, "n_heads": 2, "inner_size": 256, "dropout_prob": 0.1,
                       "max_history": 50, "logit_scale": 20.0, "learn_scale": False, "item_tower": "shared",
-                      "train_batch_size": 64, "train_neg_sample_args": None}),
+                      "softmax_items": "trained", "train_batch_size": 64, "train_neg_sample_args": None}),
         ModelSpec("sasrec", "SASRec", "trm_encoder:output", "the transformer's output (64-d)", kind="sequential"),
         ModelSpec("gru4rec", "GRU4Rec", "gru_layers:output", "the GRU's output (64-d)", kind="sequential"),
         ModelSpec("dcn", "DCN", "mlp_layers:output", _DEEP_TOWER.format(width=256), kind="context"),

@@ -122,7 +122,7 @@ NON_NEGATIVE = frozenset({"weight_decay", "reg_weight", "anneal_cap", "total_ann
 PROBABILITIES = frozenset({"dropout_prob", "hidden_dropout_prob", "attn_dropout_prob", "drop_rate", "dropout",
                            "mess_dropout", "node_dropout"})
 CHOICES = {"learner": ("adam", "sgd", "adagrad", "rmsprop"),  # the optimizers kt's trainer builds
-           "item_tower": ("shared", "mlp")}  # LEARN's item tower
+           "item_tower": ("shared", "mlp"), "softmax_items": ("trained", "all")}  # LEARN's item tower and fine-tune
 
 
 def _check_range(key: str, value: Any) -> None:
