@@ -34,6 +34,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +70,7 @@ def synthetic(folder: Path, name: str, n: int, seed: int = 0, users: int | None 
         members = np.flatnonzero(group_of == g)
         for user in members:  # Gumbel top-k: the user's items without repeats, in proportion to the weights
             keys = np.log(weights) - np.log(-np.log(rng.random(n_items)))
-            items = np.argpartition(-keys, activity[user])[: activity[user]]
+            items = np.argpartition(-keys, activity[user])[: activity[user]].copy()  # a view would keep all n_items
             rows_u.append(np.full(len(items), user))
             rows_i.append(items)
             rows_r.append(np.clip(np.round(3 + affinity[items] + rng.normal(0, 0.7, len(items))), 1, 5))
@@ -99,11 +101,18 @@ def _remove_store(store: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def stage_generate(work: Path, size: str) -> dict[str, Any]:
+    """The synthetic data (bench code, not kt's: its own process, so the register stage's peak is kt's alone)."""
+    start = time.perf_counter()
+    synthetic(work / "data", f"syn{size}", SIZES[size])
+    return {"seconds": time.perf_counter() - start}
+
+
 def stage_register(work: Path, size: str) -> dict[str, Any]:
     from kt_cli.datasets.registry import register_dataset
     from kt_cli.store import Store
 
-    folder = synthetic(work / "data", f"syn{size}", SIZES[size])
+    folder = work / "data" / f"syn{size}"
     _remove_store(_store(work, size))  # no store, split, export or dataset cache left over
     for run_dir in work.glob(f"run-{size}-*"):
         shutil.rmtree(run_dir)
@@ -157,7 +166,9 @@ def stage_session(work: Path, size: str, seed: int) -> dict[str, Any]:
 
 
 def stage_epoch(work: Path, size: str, model: str, epochs: int, recbole: bool) -> dict[str, Any]:
-    """Training epochs of kt's loop and, if ``recbole``, RecBole's trainer on a twin session, alternating."""
+    """Training epochs of kt's loop and, if ``recbole``, of RecBole's trainer on a twin session and of a second
+    RecBole twin, the A/A control: how far two identical loops drift apart here is the noise floor a kt/RecBole
+    ratio must be read against. Each round runs every side once, the order rotated; the first round is not timed."""
     import torch
     from kt_cli.training.trainer import build_optimizer, train_epoch
 
@@ -167,17 +178,23 @@ def stage_epoch(work: Path, size: str, model: str, epochs: int, recbole: bool) -
     if recbole:
         from recbole.trainer import Trainer
 
-        twin, _ = _session(work, size, model)
-        trainer = Trainer(twin.parts.config, twin.model)
-        sides["recbole"] = lambda: trainer._train_epoch(twin.parts.train_data, 0, show_progress=False)
+        for side in ("recbole", "control"):
+            twin, _ = _session(work, size, model)
+            sides[side] = (lambda t=Trainer(twin.parts.config, twin.model), data=twin.parts.train_data:
+                           t._train_epoch(data, 0, show_progress=False))
     seconds: dict[str, list[float]] = {side: [] for side in sides}
+    names = list(sides)
     for round_ in range(epochs + 1):
-        for side in (list(sides) if round_ % 2 == 0 else list(sides)[::-1]):
+        turn = round_ % len(names)
+        for side in names[turn:] + names[:turn]:
             start = time.perf_counter()
             sides[side]()
             if round_:
                 seconds[side].append(time.perf_counter() - start)
-    out = {f"{side}_seconds": float(np.median(s)) for side, s in seconds.items()}
+    out: dict[str, Any] = {f"{side}_seconds": float(np.median(s)) for side, s in seconds.items()}
+    if recbole:  # per round, against the RecBole twin timed beside it
+        for side in ("kt", "control"):
+            out[f"{side}_round_ratios"] = [a / b for a, b in zip(seconds[side], seconds["recbole"])]
     out["seconds"] = out["kt_seconds"]
     return out
 
@@ -251,8 +268,9 @@ def stage_batch(work: Path, size: str, users: int = BATCH_USERS) -> dict[str, An
             "import_seconds": import_seconds, "requests": written.written, "stored": report.stored}
 
 
-STAGES = {"register": stage_register, "split": stage_split, "export": stage_export, "session": stage_session,
-          "epoch": stage_epoch, "eval": stage_eval, "compare": stage_compare, "batch": stage_batch}
+STAGES = {"generate": stage_generate, "register": stage_register, "split": stage_split, "export": stage_export,
+          "session": stage_session, "epoch": stage_epoch, "eval": stage_eval, "compare": stage_compare,
+          "batch": stage_batch}
 
 
 # ---------------------------------------------------------------------------------------------- driver
@@ -273,23 +291,32 @@ def run_stage(work: Path, stage: str, size: str, **kwargs: Any) -> dict[str, Any
     return result
 
 
-def measure(work: Path, size: str, quick: bool) -> dict[str, Any]:
+def measure(work: Path, size: str, quick: bool, stages: set[str] | None = None) -> dict[str, Any]:
+    """Every stage's figures at ``size``, or only those of ``stages`` (first words: register, epoch, eval, ...)."""
     big = size == "10M"
-    epochs = 1 if quick else 3 if big else 7  # medians of 7 alternating epochs: one of 3 swung kt/RecBole 0.98-1.14
-    figures: dict[str, Any] = {"register": run_stage(work, "register", size), "split": run_stage(work, "split", size),
-                               "export": run_stage(work, "export", size)}
-    first = run_stage(work, "session", size, seed=1)
-    figures["session"] = {**run_stage(work, "session", size, seed=2), "first_seconds": first["seconds"]}
+    epochs = 1 if quick else 3 if big else 7  # medians of 7 rounds: one of 3 swung kt/RecBole 0.98-1.14
+
+    def session() -> dict[str, Any]:
+        first = run_stage(work, "session", size, seed=1)
+        return {**run_stage(work, "session", size, seed=2), "first_seconds": first["seconds"]}
+
+    steps: dict[str, Callable[[], dict[str, Any]]] = {
+        "register": lambda: (run_stage(work, "generate", size), run_stage(work, "register", size))[1],
+        "split": lambda: run_stage(work, "split", size), "export": lambda: run_stage(work, "export", size),
+        "session": session}
     for model in MODELS:
-        figures[f"epoch {model}"] = run_stage(work, "epoch", size, model=model, epochs=epochs, recbole=not big)
-        figures[f"eval {model} kt"] = run_stage(work, "eval", size, model=model, side="kt")
-        if not big:
-            figures[f"eval {model} recbole"] = run_stage(work, "eval", size, model=model, side="recbole")
+        steps[f"epoch {model}"] = partial(run_stage, work, "epoch", size, model=model, epochs=epochs, recbole=not big)
+        for side in ("kt",) if big else ("kt", "recbole"):
+            steps[f"eval {model} {side}"] = partial(run_stage, work, "eval", size, model=model, side=side)
     if not big:
-        figures["eval neumf kt"] = run_stage(work, "eval", size, model="neumf", side="kt")
-        figures["eval neumf recbole"] = run_stage(work, "eval", size, model="neumf", side="recbole")
-        figures["compare"] = run_stage(work, "compare", size)
-    return figures
+        for side in ("kt", "recbole"):
+            steps[f"eval neumf {side}"] = partial(run_stage, work, "eval", size, model="neumf", side=side)
+        steps["compare"] = partial(run_stage, work, "compare", size)
+    return {key: step() for key, step in steps.items() if stages is None or key.split()[0] in stages}
+
+
+def _spread(ratios: list[float]) -> str:
+    return f"{min(ratios):.2f}-{max(ratios):.2f}x"
 
 
 def targets(results: dict[str, dict[str, Any]], batch: dict[str, Any]) -> list[str]:
@@ -304,7 +331,10 @@ def targets(results: dict[str, dict[str, Any]], batch: dict[str, Any]) -> list[s
             f = one[f"epoch {model}"]
             ratio = f["kt_seconds"] / f["recbole_seconds"]
             lines.append(f"- 1M, {model} training epoch within 1.05x of RecBole's trainer: {ratio:.2f}x, "
-                         f"{mark(ratio <= 1.05)}.")
+                         f"{mark(ratio <= 1.05)}" + (f" (A/A control, RecBole against its twin: "
+                         f"{f['control_seconds'] / f['recbole_seconds']:.2f}x; per round kt "
+                         f"{_spread(f['kt_round_ratios'])}, control {_spread(f['control_round_ratios'])})"
+                         if "control_seconds" in f else "") + ".")
             kt_side, rb_side = one[f"eval {model} kt"]["seconds"], one[f"eval {model} recbole"]["seconds"]
             lines.append(f"- 1M, {model} full-ranking evaluation at least as fast as RecBole's (256 users a batch): "
                          f"{kt_side:.2f} s against {rb_side:.2f} s, {mark(kt_side <= rb_side)}.")
@@ -325,11 +355,18 @@ def targets(results: dict[str, dict[str, Any]], batch: dict[str, Any]) -> list[s
     return lines
 
 
+def _note(figure: dict[str, Any]) -> str:
+    """A row's own remark (remeasured on another day, measured another way), in brackets after its name."""
+    return f" ({figure['note']})" if "note" in figure else ""
+
+
 def report(results: dict[str, dict[str, Any]], batch: dict[str, Any] | None) -> list[str]:
     lines = ["# Scale: kt's stages on synthetic data at 100k, 1M and 10M interactions", "",
              "Generated by `python bench/scale.py` from docs/scale.json (2 cores, one thread a stage, nothing else "
              "running); do not edit by hand. Each stage is its own process: seconds of the stage's own work, and the "
-             "process's peak memory (the register stage's process also generates the data).", "",
+             "process's peak memory. Training epochs are medians over rounds in which kt's loop, RecBole's trainer "
+             "and a second RecBole twin (the A/A control: the noise floor of the ratio) each run once, in rotated "
+             "order.", "",
              "Data: " + __doc__.split("\n\n")[1].replace("\n", " "), ""]
     for size, figures in results.items():
         reg = figures["register"]
@@ -341,23 +378,23 @@ def report(results: dict[str, dict[str, Any]], batch: dict[str, Any] | None) -> 
         for stage in ("register", "split", "export", "session"):
             f = figures[stage]
             extra = f" (first: {f['first_seconds']:.2f}, builds RecBole's dataset)" if "first_seconds" in f else ""
-            extra += f" ({f['note']})" if "note" in f else ""
-            lines.append(f"| {stage}{extra} | {f['seconds']:.2f} | - | - | {f['peak_mb']:.0f} | - |")
+            lines.append(f"| {stage}{extra}{_note(f)} | {f['seconds']:.2f} | - | - | {f['peak_mb']:.0f} | - |")
         for model in MODELS:
             f = figures[f"epoch {model}"]
-            rb = f.get("recbole_seconds")
-            lines.append(f"| {model} training epoch | {f['kt_seconds']:.2f} | " + (
-                f"{rb:.2f} | {f['kt_seconds'] / rb:.2f} |" if rb else "- | - |") + f" {f['peak_mb']:.0f} | - |")
+            rb, control = f.get("recbole_seconds"), f.get("control_seconds")
+            lines.append(f"| {model} training epoch{_note(f)} | {f['kt_seconds']:.2f} | " + (
+                f"{rb:.2f} | {f['kt_seconds'] / rb:.2f}" + (f" (A/A control {control / rb:.2f})" if control else "")
+                + " |" if rb else "- | - |") + f" {f['peak_mb']:.0f} | - |")
         for model in MODELS + ("neumf",):
             kt_side, rb_side = figures.get(f"eval {model} kt"), figures.get(f"eval {model} recbole")
             if kt_side is None:
                 continue
             ratio = f"{kt_side['seconds'] / rb_side['seconds']:.2f}" if rb_side else "-"
-            lines.append(f"| {model} full-ranking test evaluation | {kt_side['seconds']:.2f} | "
+            lines.append(f"| {model} full-ranking test evaluation{_note(kt_side)} | {kt_side['seconds']:.2f} | "
                          + (f"{rb_side['seconds']:.2f}" if rb_side else "-") + f" | {ratio} | {kt_side['peak_mb']:.0f} | "
                          + (f"{rb_side['peak_mb']:.0f}" if rb_side else "-") + " |")
         if "compare" in figures:
-            lines.append(f"| compare (2 runs, paired tests) | {figures['compare']['seconds']:.2f} | - | - | "
+            lines.append(f"| compare (2 runs, paired tests){_note(figures['compare'])} | {figures['compare']['seconds']:.2f} | - | - | "
                          f"{figures['compare']['peak_mb']:.0f} | - |")
         lines.append("")
     if batch:
@@ -374,6 +411,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="100k,1M,10M")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "scale-data")
     parser.add_argument("--quick", action="store_true", help="one timed epoch, no docs")
+    parser.add_argument("--stages", help="remeasure only these stages of the sizes (e.g. register), merged into "
+                        "docs/scale.json and marked with their date; the others keep their figures")
     parser.add_argument("--child", choices=sorted(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--kwargs", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -387,12 +426,25 @@ def main() -> None:
     raw = ROOT / "docs" / "scale.json"
     saved = {} if args.quick or not raw.exists() else json.loads(raw.read_text())
     results = saved.get("sizes", {})
+    stages = set(args.stages.split(",")) if args.stages else None
+    if stages and (unknown := stages - {"register", "split", "export", "session", "epoch", "eval", "compare", "batch"}):
+        parser.error(f"unknown stage(s) {', '.join(sorted(unknown))}")
+    today = time.strftime("%Y-%m-%d")
+    if stages and (absent := [size for size in sizes if size not in results]):
+        parser.error(f"--stages remeasures stages of a size docs/scale.json has; measure {', '.join(absent)} whole "
+                     "first (without --stages or --quick)")
     for size in sizes:
         started = time.perf_counter()
-        results[size] = measure(args.work, size, args.quick)
-        results[size]["measured"] = {"date": time.strftime("%Y-%m-%d"), "wall_seconds": time.perf_counter() - started}
-    batch = run_stage(args.work, "batch", "batch", users=2_000 if args.quick else BATCH_USERS)
-    batch["measured"] = {"date": time.strftime("%Y-%m-%d")}
+        figures = measure(args.work, size, args.quick, stages)
+        if stages is None:
+            results[size] = figures | {"measured": {"date": today, "wall_seconds": time.perf_counter() - started}}
+        else:  # the size's other figures stay as they were measured
+            results[size] |= {key: f | {"note": f"remeasured {today} on its own"} for key, f in figures.items()}
+    if stages is None or "batch" in stages:
+        batch = run_stage(args.work, "batch", "batch", users=2_000 if args.quick else BATCH_USERS)
+        batch["measured"] = {"date": today}
+    else:
+        batch = saved["batch"]
     ordered = {size: results[size] for size in SIZES if size in results}
     lines = report(ordered, batch)
     print("\n".join(lines))
