@@ -1,5 +1,6 @@
-"""Costs that grow with users x items: validation every N epochs, RecBole's dataset built once per split, and
-NeuMF-type scoring in bounded blocks of items; each gives the numbers the plain path gives."""
+"""Costs that grow with users x items: validation every N epochs, RecBole's dataset built once per split,
+NeuMF-type scoring in bounded blocks of items and RecBole's history matrices filled without a Python loop; each
+gives the numbers the plain path gives."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from kt_cli.evaluation import ranking
 from kt_cli.evaluation.evaluate import trained_session
 from kt_cli.store import Store
 from kt_cli.training.config import TrainConfig
-from kt_cli.training.recbole_adapter import interaction
+from kt_cli.training.recbole_adapter import history_matrix, interaction, recbole_history_matrix
 from kt_cli.training.trainer import train
 
 
@@ -55,3 +56,18 @@ def test_scoring_without_full_sort_predict_in_blocks_equals_one_block(store_path
     blocked = scores()
     torch.testing.assert_close(blocked, whole, rtol=1e-5, atol=1e-6)  # matmuls of another shape round differently
     assert torch.equal(blocked.topk(10).indices, whole.topk(10).indices)
+
+
+def test_history_matrices_equal_recboles_from_the_same_random_state(store_path: Path) -> None:
+    train(store_path, TrainConfig(model="multvae", distill_epochs=1, finetune_epochs=0), "history")
+    dataset = trained_session(store_path, "history").parts.train_data.dataset
+    for row, value_field, cap in (("user", None, None), ("item", None, None), ("user", "item_id", 20)):
+        state = torch.get_rng_state()
+        ours = history_matrix(dataset, row, value_field, cap)
+        after = torch.get_rng_state()
+        torch.set_rng_state(state)
+        theirs = recbole_history_matrix(dataset, row, value_field, cap)
+        assert torch.equal(torch.get_rng_state(), after)  # the same draw: later batches and negatives unchanged
+        for mine, recbole in zip(ours, theirs):
+            assert mine.dtype == recbole.dtype and torch.equal(mine, recbole)
+    assert int(ours[2].max()) == 20 and ours[0].shape[1] == 20  # the cap keeps each row's first 20

@@ -13,6 +13,7 @@ again after loading a model class.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import json
@@ -200,6 +201,45 @@ def cached_dataset(config: Any) -> Any:
         pickle.dump(dataset, handle, protocol=pickle.HIGHEST_PROTOCOL)
     partial.replace(path)  # atomic: a concurrent run reads a whole file or none
     return dataset
+
+
+def history_matrix(self: Any, row: str, value_field: str | None = None,
+                   max_history_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """RecBole's ``Dataset._history_matrix`` (each user's or item's interactions as a padded matrix), the same
+    matrices from the same shuffle, vectorised: RecBole fills them in a Python loop over every interaction, 0.75 s
+    of each MultVAE, NeuMF-free session build at a million interactions. Installed in place of RecBole's below."""
+    self._check_field("uid_field", "iid_field")
+    inter_feat = copy.deepcopy(self.inter_feat)
+    inter_feat.shuffle()  # the same random draw as RecBole's, so the same order and the same state after
+    user_ids, item_ids = inter_feat[self.uid_field].numpy(), inter_feat[self.iid_field].numpy()
+    if value_field is None:
+        values = np.ones(len(inter_feat))
+    elif value_field not in inter_feat:
+        raise ValueError(f"Value_field [{value_field}] should be one of `inter_feat`'s features.")
+    else:
+        values = inter_feat[value_field].numpy()
+    if row == "user":
+        row_num, max_col_num, row_ids, col_ids = self.user_num, self.item_num, user_ids, item_ids
+    else:
+        row_num, max_col_num, row_ids, col_ids = self.item_num, self.user_num, item_ids, user_ids
+    counts = np.bincount(row_ids, minlength=row_num).astype(np.int64)
+    col_num = int(counts.max()) if max_history_len is None else min(max_history_len, int(counts.max()))
+    if col_num > max_col_num * 0.2:
+        self.logger.warning(f"Max value of {row}'s history interaction records has reached "
+                            f"{col_num / max_col_num * 100}% of the total.")
+    order = np.argsort(row_ids, kind="stable")  # each row's interactions in shuffled order
+    rank = np.empty(len(row_ids), dtype=np.int64)
+    rank[order] = np.arange(len(row_ids)) - np.repeat(np.cumsum(counts) - counts, counts)
+    keep = rank < col_num  # RecBole keeps a row's first col_num in that order
+    matrix, value = np.zeros((row_num, col_num), dtype=np.int64), np.zeros((row_num, col_num))
+    matrix[row_ids[keep], rank[keep]] = col_ids[keep]
+    value[row_ids[keep], rank[keep]] = values[keep]
+    return torch.LongTensor(matrix), torch.FloatTensor(value), torch.LongTensor(np.minimum(counts, col_num))
+
+
+_DATASET = importlib.import_module("recbole.data.dataset").Dataset
+recbole_history_matrix = _DATASET._history_matrix  # RecBole's own, which the test compares against
+_DATASET._history_matrix = history_matrix
 
 
 def interaction(fields: dict[str, torch.Tensor]) -> Interaction:
