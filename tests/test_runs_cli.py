@@ -111,10 +111,8 @@ def test_a_run_being_trained_elsewhere_is_refused(tmp_path: Path) -> None:
     store = tmp_path / "kt.duckdb"
     command = [sys.executable, "-c", "from kt_cli.cli.app import main; main()", "train", "--model", "multvae", "--distill-epochs", "200",
                "--finetune-epochs", "0", "--patience", "200", "--threads", "1", "--name", "d", "--store", str(store)]
-    # stderr to a file, not an unread pipe: its progress lines would fill the pipe on a slow machine and block
-    # the process, Ctrl-C's message included
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=(tmp_path / "first.err").open("w"),
-                             text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
