@@ -61,4 +61,5 @@ class LearnMethod(Method):
         model = self.session.model
         return {"coverage": self.coverage, "content_dim": int(model.content.shape[1]),
                 "tower_parameters": sum(p.numel() for p in model.parameters()),
-                "item_tower": model.item_tower, "softmax_items": model.softmax_items, "logit_scale": float(model.log_scale.exp())}
+                "item_tower": model.item_tower, "softmax_items": model.softmax_items,
+                "logit_scale": float(model.log_scale.exp())}

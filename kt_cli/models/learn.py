@@ -91,9 +91,9 @@ class Learn(GeneralRecommender):
         users, items = users[order], items[order]
         offsets = np.searchsorted(users, np.arange(self.n_users + 1))
         self.register_buffer("sequence", torch.from_numpy(items).to(device), persistent=False)
-        untrained = torch.ones(self.n_items, dtype=torch.bool)  # left out of the full softmax: padding (0) and
-        covered = torch.from_numpy(items) if self.softmax_items == "trained" else slice(1, None)  # items no history holds
-        untrained[covered] = False
+        # left out of the full softmax: padding (0) and, with softmax_items=trained, the items no history holds
+        untrained = torch.ones(self.n_items, dtype=torch.bool)
+        untrained[torch.from_numpy(items) if self.softmax_items == "trained" else slice(1, None)] = False
         self.register_buffer("untrained", untrained.to(device), persistent=False)
         self.register_buffer("offsets", torch.from_numpy(offsets).to(device), persistent=False)
         # Chunks, from each sequence's end backwards: targets at ranks [end - max_history, end), end > 1.

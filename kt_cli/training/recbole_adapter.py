@@ -206,8 +206,8 @@ def cached_dataset(config: Any) -> Any:
 def history_matrix(self: Any, row: str, value_field: str | None = None,
                    max_history_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """RecBole's ``Dataset._history_matrix`` (each user's or item's interactions as a padded matrix), the same
-    matrices from the same shuffle, vectorised: RecBole fills them in a Python loop over every interaction, 0.75 s
-    of each MultVAE, NeuMF-free session build at a million interactions. Installed in place of RecBole's below."""
+    matrices from the same shuffle, vectorised: RecBole fills them in a Python loop over every interaction (0.75 s
+    of a MultVAE session build at a million interactions). Installed in place of RecBole's below."""
     self._check_field("uid_field", "iid_field")
     inter_feat = copy.deepcopy(self.inter_feat)
     inter_feat.shuffle()  # the same random draw as RecBole's, so the same order and the same state after
