@@ -267,17 +267,17 @@ def verdicts(results: dict[str, dict[str, dict]]) -> list[str]:
                      f"LEARN arm {learn} {rows[learn]['ndcg@10']['mean']:.4f} against the best ID model {ids} "
                      f"{id_value:.4f} ({ratio}); content kNN {rows['content-knn']['ndcg@10']['mean']:.4f}, "
                      f"popularity {rows['pop']['ndcg@10']['mean']:.4f}, random {chance:.4f}"
-                     + (f" (best LEARN arm {rows[learn]['ndcg@10']['mean'] / chance:.0f}x chance)." if chance > 0 else "."))
+                     + (f" (best LEARN arm {rows[learn]['ndcg@10']['mean'] / chance:.2g}x chance)." if chance > 0 else "."))
     return lines
 
 
 def softmax_line(chosen: dict[str, Choice]) -> str:
     """LEARN's softmax choice per arm and split, with the validation NDCG@10 that made it."""
     parts = [f"{arm} {split}: {c.softmax[split]} ("
-             + ", ".join(f"{sm} {v:.4f}" for sm, v in c.softmax_valid[split].items()) + ")"
+             + ", ".join(f"{sm} {v:.5f}" for sm, v in c.softmax_valid[split].items()) + ")"
              for arm, c in chosen.items() if c.softmax for split in c.softmax]
     return ("LEARN's fine-tune softmax items, chosen on each split's validation NDCG@10 (seed 1): " + "; ".join(parts)
-            + "." if parts else "")
+            if parts else "")
 
 
 def capped(runs: dict[str, dict[str, dict[str, TrainConfig]]]) -> str:
