@@ -28,7 +28,7 @@ at 10 and 50, mean ± std over seeds, each arm against learn-minilm by a paired 
 values averaged over seeds) and a Welch t-test over seed means, Holm-adjusted over the four metrics.
 
 Usage:
-  python bench/learn.py              # everything (background it; about two hours on 2 idle cores)
+  python bench/learn.py              # everything (background it: about 3.5 hours on 2 idle cores, LEARN-LLM half of it)
   python bench/learn.py --seeds 1 --epochs 2,1 --arms pop,content-knn,bpr,learn-minilm   # a quick look, no docs
 Every finished run is archived in bench/archive/learn/ (summary and per-user test values; commit them as they come)
 and a rerun trains only what the archive lacks, so the benchmark can go on across machines; delete a run's files
@@ -141,7 +141,7 @@ def llm_encoder_speed(store_path: Path) -> dict[str, float]:
 def llm_speed_line(speed: dict[str, float]) -> str:
     return (f"LLM encoder ({LLM}, llama.cpp, {speed['threads']} threads, measured {speed['measured']} with nothing "
             f"else running): {speed['texts']} item texts in {speed['seconds']:.1f} s through kt into a fresh store, "
-            f"**{speed['texts_per_second']:.1f} texts/s** (model load {speed['load_seconds']:.1f} s apart); a rerun "
+            f"**{speed['texts_per_second']:.2f} texts/s** (model load {speed['load_seconds']:.1f} s apart); a rerun "
             f"over the stored cache sent {speed['rerun_model_calls']} texts to the model; largest difference between "
             f"the fresh vectors and the stored set the runs read: {speed['max_abs_diff_to_stored']:.2g}.")
 
