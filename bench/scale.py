@@ -44,6 +44,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.epochs import spread, twin_epochs  # noqa: E402
+
 SIZES = {"100k": 100_000, "1M": 1_000_000, "10M": 10_000_000}
 MODELS = ("bpr", "multvae")
 BATCH_USERS = 100_000
@@ -166,43 +168,9 @@ def stage_session(work: Path, size: str, seed: int) -> dict[str, Any]:
 
 
 def stage_epoch(work: Path, size: str, model: str, epochs: int, recbole: bool) -> dict[str, Any]:
-    """Training epochs of kt's loop and, if ``recbole``, of RecBole's trainer, each on two twin sessions of the same
-    config and seed (built in turns: kt, RecBole, RecBole, kt). The two RecBole twins are the A/A control: how far
-    two identical loops drift apart here is the noise floor a kt/RecBole ratio must be read against. Each round
-    runs every side once, the order rotated; the first round is not timed."""
-    import torch
-    from kt_cli.training.trainer import build_optimizer, train_epoch
-
-    torch.set_num_threads(1)
-    sides: dict[str, Callable[[], Any]] = {}
-    for side in ("kt", "recbole", "control", "kt-twin") if recbole else ("kt",):
-        session, _ = _session(work, size, model)
-        if side.startswith("kt"):
-            sides[side] = (lambda s=session, o=build_optimizer(session.trainable(), session.parts.config):
-                           train_epoch(s, o))
-        else:
-            from recbole.trainer import Trainer
-
-            sides[side] = (lambda t=Trainer(session.parts.config, session.model), data=session.parts.train_data:
-                           t._train_epoch(data, 0, show_progress=False))
-    seconds: dict[str, list[float]] = {side: [] for side in sides}
-    names = list(sides)
-    for round_ in range(epochs + 1):
-        turn = round_ % len(names)
-        for side in names[turn:] + names[:turn]:
-            start = time.perf_counter()
-            sides[side]()
-            if round_:
-                seconds[side].append(time.perf_counter() - start)
-    if not recbole:
-        return {"seconds": float(np.median(seconds["kt"])), "kt_seconds": float(np.median(seconds["kt"]))}
-    kt_all, rb_all = seconds["kt"] + seconds["kt-twin"], seconds["recbole"] + seconds["control"]
-    return {"seconds": float(np.median(kt_all)), "kt_seconds": float(np.median(kt_all)),
-            "recbole_seconds": float(np.median(rb_all)),
-            "control_ratio": float(np.median(seconds["control"]) / np.median(seconds["recbole"])),
-            "kt_twin_ratio": float(np.median(seconds["kt-twin"]) / np.median(seconds["kt"])),
-            "kt_round_ratios": [a / b for a, b in zip(seconds["kt"], seconds["recbole"])],
-            "control_round_ratios": [a / b for a, b in zip(seconds["control"], seconds["recbole"])]}
+    """Training epochs of kt's loop and, if ``recbole``, of RecBole's trainer on twin sessions with an A/A control
+    (bench/epochs.py)."""
+    return twin_epochs(lambda: _session(work, size, model)[0], epochs, recbole)
 
 
 def stage_eval(work: Path, size: str, model: str, side: str) -> dict[str, Any]:
@@ -321,10 +289,6 @@ def measure(work: Path, size: str, quick: bool, stages: set[str] | None = None) 
     return {key: step() for key, step in steps.items() if stages is None or key.split()[0] in stages}
 
 
-def _spread(ratios: list[float]) -> str:
-    return f"{min(ratios):.2f}-{max(ratios):.2f}x"
-
-
 def targets(results: dict[str, dict[str, Any]], batch: dict[str, Any]) -> list[str]:
     """The issue's targets against the figures: each line says met or missed, with the number."""
     def mark(ok: bool) -> str:
@@ -339,7 +303,7 @@ def targets(results: dict[str, dict[str, Any]], batch: dict[str, Any]) -> list[s
             lines.append(f"- 1M, {model} training epoch within 1.05x of RecBole's trainer: {ratio:.2f}x, "
                          f"{mark(ratio <= 1.05)}" + (f" (A/A controls, each loop against its twin: RecBole "
                          f"{f['control_ratio']:.2f}x, kt {f['kt_twin_ratio']:.2f}x; single rounds kt/RecBole "
-                         f"{_spread(f['kt_round_ratios'])}, RecBole/RecBole {_spread(f['control_round_ratios'])})"
+                         f"{spread(f['kt_round_ratios'])}, RecBole/RecBole {spread(f['control_round_ratios'])})"
                          if "control_ratio" in f else "") + ".")
             kt_side, rb_side = one[f"eval {model} kt"]["seconds"], one[f"eval {model} recbole"]["seconds"]
             lines.append(f"- 1M, {model} full-ranking evaluation at least as fast as RecBole's (256 users a batch): "

@@ -24,8 +24,9 @@ has the same schedule: up to EPOCHS epochs with its knowledge term (the baseline
 FINETUNE epochs of its own loss with a fresh optimizer, patience PATIENCE on validation NDCG@10.
 
 Cost: training seconds and epochs per arm (mean over seeds); SASRec's training epoch inside kt against RecBole's
-own trainer on the same data and model (epochs alternating in one process, one untimed warm-up each); serving: the
-time to score every test user over all items with each SASRec arm's final weights, against plain SASRec's.
+own trainer on the same data and model, two twin sessions of each in rotated rounds in one process, RecBole's twin
+the A/A control (bench/epochs.py); serving: the time to score every test user over all items with each SASRec
+arm's final weights, against plain SASRec's.
 
 Usage:
   python bench/sequential.py            # everything; time it with nothing else running
@@ -52,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import seedstats  # noqa: E402
 from bench.archive import Archive, fingerprint  # noqa: E402
+from bench.epochs import spread, twin_epochs  # noqa: E402
 from bench.llmkt import SHIPPED_HISTORY  # noqa: E402
 from bench.plots import grouped_bars  # noqa: E402
 from kt_cli.evaluation.evaluate import trained_session  # noqa: E402
@@ -65,7 +67,6 @@ from kt_cli.profiles.prompts import load_template  # noqa: E402
 from kt_cli.store import Store  # noqa: E402
 from kt_cli.training.config import TrainConfig  # noqa: E402
 from kt_cli.training.session import Session, read_inputs  # noqa: E402
-from kt_cli.training.trainer import build_optimizer, train_epoch  # noqa: E402
 
 DATASET, SPLIT = "ml-100k", "loo"
 ARMS = ("sasrec", "sasrec+llmkt", "sasrec+kd", "sasrec+llmd4rec", "learn")
@@ -199,31 +200,14 @@ def serving_seconds(store_path: Path, runs: list[str], repeats: int = 5) -> dict
     return {run: statistics.median(t) for run, t in times.items()}
 
 
-def epoch_against_recbole(store_path: Path, knobs: dict[str, float], epochs: int) -> dict[str, list[float]]:
-    """Seconds of SASRec's training epochs: kt's loop and RecBole's ``Trainer._train_epoch``, on two sessions of
-    the same config and seed, alternating, after one untimed epoch each."""
-    from recbole.trainer import Trainer
-
-    cfg = config("sasrec", 1, knobs, (epochs, 0))
-    sessions = []
-    for side in ("kt", "recbole"):
-        with Store.open(store_path) as store:
-            inputs = read_inputs(store, cfg)
-        session = Session(cfg, inputs, store_path.parent / f"sequential-epoch-{side}")
-        session.attach_knowledge()
-        sessions.append(session)
-    kt_session, rb_session = sessions
-    optimizer = build_optimizer(kt_session.trainable(), kt_session.parts.config)
-    trainer = Trainer(rb_session.parts.config, rb_session.model)
-    runs = {"kt": lambda: train_epoch(kt_session, optimizer),
-            "recbole": lambda: trainer._train_epoch(rb_session.parts.train_data, 0, show_progress=False)}
-    seconds: dict[str, list[float]] = {"kt": [], "recbole": []}
-    for round_ in range(epochs + 1):
-        for side in (("kt", "recbole") if round_ % 2 == 0 else ("recbole", "kt")):
-            taken = _seconds(runs[side])
-            if round_:
-                seconds[side].append(taken)
-    return seconds
+def sasrec_session(store_path: Path, knobs: dict[str, float]) -> Session:
+    """A fresh session of plain SASRec with ``knobs``, as kt train builds it (the epoch timing's sides)."""
+    cfg = config("sasrec", 1, knobs, (1, 0))
+    with Store.open(store_path) as store:
+        inputs = read_inputs(store, cfg)
+    session = Session(cfg, inputs, store_path.parent / "sequential-epoch")
+    session.attach_knowledge()
+    return session
 
 
 def costs(runs: dict[str, dict[str, TrainConfig]]) -> dict[str, dict[str, float]]:
@@ -256,7 +240,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--store", type=Path, default=ROOT / "bench" / "sequential.duckdb")
     parser.add_argument("--epochs", default=f"{EPOCHS},{FINETUNE}", help="max epochs: with knowledge, fine-tune")
-    parser.add_argument("--timed-epochs", type=int, default=3, help="epochs timed per side against RecBole")
+    parser.add_argument("--timed-epochs", type=int, default=4, help="timed rounds (one epoch per side) against RecBole")
     parser.add_argument("--threads", type=int, default=1, help="threads per run (runs go side by side on Ray)")
     args = parser.parse_args()
     seeds, epochs = list(range(1, args.seeds + 1)), tuple(int(e) for e in args.epochs.split(","))
@@ -284,8 +268,7 @@ def main() -> None:
     ARCHIVE.train(args.store, serve, args.threads, runs["learn"], record=False)
     torch.set_num_threads(1)  # the timings below: one thread, as every training run
     serving = serving_seconds(args.store, list(serve))
-    epoch = epoch_against_recbole(args.store, chosen["sasrec"], args.timed_epochs)
-    ratio = statistics.median(epoch["kt"]) / statistics.median(epoch["recbole"])
+    epoch = twin_epochs(lambda: sasrec_session(args.store, chosen["sasrec"]), args.timed_epochs)
     n_users = results[REFERENCE][METRICS[0]]["n_users"]
     lines = seedstats.markdown(f"### loo split, test ({n_users} users)", results, METRICS)
     cost_lines = ["| arm | train seconds (mean) | epochs (mean) | serving seconds | serving ratio |",
@@ -295,9 +278,12 @@ def main() -> None:
         timed = (f"{serving[f'serve-{arm}']:.3f} | {serving[f'serve-{arm}'] / plain:.2f}" if arm != "learn"
                  else "- | - (two towers: faiss, see results-learn.md)")
         cost_lines.append(f"| {arm} | {spent[arm]['seconds']:.0f} | {spent[arm]['epochs']:.1f} | {timed} |")
-    epoch_line = (f"SASRec training epoch, kt's loop {statistics.median(epoch['kt']):.2f} s against RecBole's trainer "
-                  f"{statistics.median(epoch['recbole']):.2f} s (median of {args.timed_epochs}, alternating, same "
-                  f"process): ratio {ratio:.3f} (target at most 1.05).")
+    epoch_line = (f"SASRec training epoch, kt's loop {epoch['kt_seconds']:.2f} s against RecBole's trainer "
+                  f"{epoch['recbole_seconds']:.2f} s: ratio {epoch['ratio']:.3f} (target at most 1.05); medians of "
+                  f"{args.timed_epochs} rounds in which two twin sessions of each loop ran one epoch each, order "
+                  f"rotated, same process (bench/epochs.py). A/A controls, each loop against its twin: RecBole "
+                  f"{epoch['control_ratio']:.2f}x, kt {epoch['kt_twin_ratio']:.2f}x; single rounds kt/RecBole "
+                  f"{spread(epoch['kt_round_ratios'])}, RecBole/RecBole {spread(epoch['control_round_ratios'])}.")
     print("\n".join(lines + verdicts(results) + cost_lines + [epoch_line] + ARCHIVE.notes), flush=True)
     if not full:
         return
