@@ -139,6 +139,7 @@ def llm_encoder_speed(store_path: Path) -> dict[str, float]:
 
 
 def llm_speed_line(speed: dict[str, float]) -> str:
+    """The kept speed figure as the report's sentence (the date says when, since it is not remeasured)."""
     return (f"LLM encoder ({LLM}, llama.cpp, {speed['threads']} threads, measured {speed['measured']} with nothing "
             f"else running): {speed['texts']} item texts in {speed['seconds']:.1f} s through kt into a fresh store, "
             f"**{speed['texts_per_second']:.2f} texts/s** (model load {speed['load_seconds']:.1f} s apart); a rerun "
